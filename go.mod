@@ -1,0 +1,3 @@
+module github.com/prapush/prapush
+
+go 1.26.8
