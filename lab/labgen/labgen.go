@@ -278,6 +278,18 @@ func newGenerator(opt Options) (*generator, error) {
 	return g, nil
 }
 
+// ServerUID returns the server uid of n in the generated store: its UID, or
+// "bm-master" for the core, or the one derived from its name.
+func ServerUID(n Node) string {
+	switch {
+	case n.UID != "":
+		return n.UID
+	case n.Core():
+		return "bm-master"
+	}
+	return derivedUID(n.Name)
+}
+
 // derivedUID makes the uuid-like uid the setup wizard would generate, stable
 // for a given node name so that regenerated stores are identical.
 func derivedUID(name string) string {

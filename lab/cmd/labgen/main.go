@@ -22,19 +22,10 @@ func main() {
 	target := flag.String("target", "", "node a per-node fault applies to (default: first non-core node)")
 	view := flag.String("view-out", "", "stale-view: directory for the target node's own view of the store")
 	list := flag.Bool("list", false, "list the presets and exit")
+	uids := flag.Bool("uids", false, "print each node's name and server uid and exit")
 	flag.Parse()
 
-	if *list {
-		for _, p := range labgen.Presets() {
-			fmt.Printf("%-22s %s\n", p, labgen.PresetDoc(p))
-		}
-		return
-	}
-	if *out == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: labgen -out DIR [-preset NAME] [-nodes name=ip:tag+tag,...]")
-		os.Exit(2)
-	}
-	opt := labgen.Options{ExternalURL: *url, PGVersion: *pg, Target: *target, ViewOut: *view}
+	opt := labgen.Options{ExternalURL: *url, PGVersion: *pg, Target: *target, ViewOut: *view, Nodes: labgen.DefaultNodes()}
 	if *nodes != "" {
 		n, err := labgen.ParseNodes(*nodes)
 		if err != nil {
@@ -42,6 +33,22 @@ func main() {
 			os.Exit(2)
 		}
 		opt.Nodes = n
+	}
+	if *list {
+		for _, p := range labgen.Presets() {
+			fmt.Printf("%-22s %s\n", p, labgen.PresetDoc(p))
+		}
+		return
+	}
+	if *uids {
+		for _, n := range opt.Nodes {
+			fmt.Println(n.Name, labgen.ServerUID(n))
+		}
+		return
+	}
+	if *out == "" || flag.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: labgen -out DIR [-preset NAME] [-nodes name=ip:tag+tag,...]")
+		os.Exit(2)
 	}
 	res, err := labgen.Generate(*out, *preset, opt)
 	if err != nil {
