@@ -1,0 +1,454 @@
+package tasks
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Record is one framed record of a facts script's output.
+type Record struct {
+	Key   string
+	Value []byte
+}
+
+const recordMagic = "@@prapush "
+
+// ParseRecords splits the output of a prapush script into its records:
+// each is a header line "@@prapush <key> <len>" followed by exactly len
+// bytes and a newline. Bytes outside records (noise from a login shell's
+// profile, say) are skipped; a header that promises more bytes than remain,
+// or whose value is not followed by a newline, ends the parse with an error.
+func ParseRecords(b []byte) ([]Record, error) {
+	var out []Record
+	for len(b) > 0 {
+		i := bytes.Index(b, []byte(recordMagic))
+		if i < 0 {
+			break
+		}
+		if i > 0 && b[i-1] != '\n' {
+			// Not at the start of a line: noise that happens to contain
+			// the magic. Skip past it.
+			b = b[i+len(recordMagic):]
+			continue
+		}
+		b = b[i+len(recordMagic):]
+		nl := bytes.IndexByte(b, '\n')
+		if nl < 0 {
+			return out, errors.New("parse records: truncated header")
+		}
+		key, lenStr, ok := strings.Cut(string(b[:nl]), " ")
+		if !ok || key == "" {
+			return out, fmt.Errorf("parse records: malformed header %q", truncate(string(b[:nl]), 60))
+		}
+		n, err := strconv.Atoi(lenStr)
+		if err != nil || n < 0 {
+			return out, fmt.Errorf("parse records: bad length in header %q", truncate(string(b[:nl]), 60))
+		}
+		b = b[nl+1:]
+		if n >= len(b) || b[n] != '\n' {
+			return out, fmt.Errorf("parse records: record %q truncated or mis-sized", key)
+		}
+		out = append(out, Record{Key: key, Value: b[:n:n]})
+		b = b[n+1:]
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Facts is what one round trip learns about a node (domain §8.1). Every
+// check is a pure function of Facts, the inventory and other nodes' Facts.
+type Facts struct {
+	Complete bool // the script ran to its end
+
+	UID int // -1 when unknown
+
+	OSID        string
+	OSVersionID string
+
+	PythonExists     bool
+	PythonExecutable bool
+	PythonMajor      int    // 0 when unknown
+	PythonOutput     string // what the version probe printed
+
+	PackageManager string    // "dpkg", "rpm" or ""
+	Packages       []Package // bm-* packages
+
+	ScriptExists     bool
+	ScriptExecutable bool
+	ScriptSHA256     string
+	ScriptFamily     string // FamilyLegacy, FamilyBM4, FamilyBM4ES, FamilyBM5 or "" (unknown)
+	ScriptPGMajors   []int  // from "postgresql/<N>/" in the script
+
+	PostgresDirs []string // entries of /etc/postgresql
+
+	BMIniPresent bool
+	ExternalURL  string
+	DBHost       string
+	TokenPresent bool // bm-core.tok exists and is not empty; its content is never read
+	ServerUID    string
+
+	IPv4 []string // in `ip addr` order, as the script reads them
+
+	StoreIsDir       bool
+	StoreHasTemp     bool
+	StoreMountPoint  string
+	MountSource      string
+	MountFSType      string
+	MountOptions     string
+	RsyncDirs        []string // entries of dp_spool/rsync that are directories
+	GenerationFiles  []GenFile
+	PartDirs         []string // "<ip>/<t1>/<t2>/<id>" under dp_spool/rsync
+	RestoreProcesses []string // "pid args" of running bm-pra-restore processes
+	RsyncProcesses   []string // "pid args" of rsync processes writing into the store
+	LiveRuns         []string // prapush run dirs with a live pid
+
+	DiskAvailMB map[string]int64 // restored path → free MB under it (-1 unknown)
+
+	TZLink   string // readlink /etc/localtime
+	TZFile   string // /etc/timezone
+	TZOffset string // date +%z
+
+	ProbeUID int    // owner uid of this node's probe; -1 when not created
+	ProbeErr string // why the probe could not be created
+	// Filled by the later rounds.
+	ProbesSeen    []string // other nodes' probe names seen
+	ProbesMissing []string // other nodes' probe names never seen
+	ProbeRemoved  bool
+	ProbeRmErr    string
+	SharedErr     error            // round 2 failed
+	LocalDates    map[int64]string // protection time (s) → date rendered by the node
+	location      *time.Location   // set by ParseFacts
+}
+
+// Package is one installed package.
+type Package struct {
+	Name    string
+	Version string
+	Status  string // dpkg's db:Status-Abbrev ("ii " when installed)
+}
+
+// Installed reports whether the package is installed (not just known).
+func (p Package) Installed() bool { return strings.HasPrefix(p.Status, "ii") }
+
+var pgRe = regexp.MustCompile(`postgresql/([0-9]+)/`)
+
+// ParseFacts turns the output of the facts script into Facts. It is lenient:
+// missing records leave zero values; an error means the framing is broken,
+// and the Facts returned hold what was parsed before it.
+func ParseFacts(out []byte) (*Facts, error) {
+	recs, perr := ParseRecords(out)
+	f := &Facts{UID: -1, ProbeUID: -1, DiskAvailMB: map[string]int64{}}
+	var counts = map[string]int{}
+	var pendingGen string
+	havePending := false
+	for _, r := range recs {
+		v := string(r.Value)
+		switch r.Key {
+		case "end":
+			f.Complete = true
+		case "uid":
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				f.UID = n
+			}
+		case "os":
+			f.OSID, f.OSVersionID = parseOSRelease(v)
+		case "py.exists":
+			f.PythonExists = true
+		case "py.exec":
+			f.PythonExecutable = true
+		case "py.major":
+			f.PythonOutput = v
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				f.PythonMajor = n
+			}
+		case "pkg.mgr":
+			f.PackageManager = v
+		case "pkg.list":
+			for line := range strings.SplitSeq(v, "\n") {
+				fs := strings.SplitN(line, " ", 3)
+				if len(fs) < 2 || !strings.HasPrefix(fs[0], "bm-") {
+					continue
+				}
+				p := Package{Name: fs[0], Version: fs[1]}
+				if len(fs) == 3 {
+					p.Status = fs[2]
+				}
+				f.Packages = append(f.Packages, p)
+			}
+		case "sc.exists":
+			f.ScriptExists = true
+		case "sc.exec":
+			f.ScriptExecutable = true
+		case "sc.sha256":
+			f.ScriptSHA256 = strings.TrimSpace(v)
+		case "sc.dt_string", "sc.tagget", "sc.bm5", "sc.es":
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			counts[r.Key] = n
+		case "sc.pg":
+			for _, m := range pgRe.FindAllStringSubmatch(v, -1) {
+				if n, err := strconv.Atoi(m[1]); err == nil && !slices.Contains(f.ScriptPGMajors, n) {
+					f.ScriptPGMajors = append(f.ScriptPGMajors, n)
+				}
+			}
+			slices.Sort(f.ScriptPGMajors)
+		case "pg.dirs":
+			f.PostgresDirs = lines(v)
+		case "bmini.present":
+			f.BMIniPresent = true
+		case "bmini.keys":
+			for line := range strings.SplitSeq(v, "\n") {
+				k, val, ok := strings.Cut(line, "=")
+				if !ok {
+					continue
+				}
+				switch strings.TrimSpace(k) {
+				case "external-url":
+					f.ExternalURL = strings.TrimSpace(val)
+				case "host":
+					f.DBHost = strings.TrimSpace(val)
+				}
+			}
+		case "tok":
+			f.TokenPresent = true
+		case "serveruid":
+			f.ServerUID = strings.TrimSpace(v)
+		case "ipaddr":
+			f.IPv4 = ParseIPAddr(v)
+		case "store.isdir":
+			f.StoreIsDir = true
+		case "store.temp":
+			f.StoreHasTemp = true
+		case "store.mount":
+			f.StoreMountPoint = strings.TrimSpace(v)
+		case "store.findmnt":
+			fs := strings.Fields(firstLine(v))
+			if len(fs) > 0 {
+				f.MountSource = fs[0]
+			}
+			if len(fs) > 1 {
+				f.MountFSType = fs[1]
+			}
+			if len(fs) > 2 {
+				f.MountOptions = fs[2]
+			}
+		case "rsync.dir":
+			f.RsyncDirs = append(f.RsyncDirs, v)
+		case "gen.name":
+			if havePending {
+				f.GenerationFiles = append(f.GenerationFiles, newGenFile(pendingGen, nil, false))
+			}
+			pendingGen, havePending = v, true
+		case "gen.body":
+			if havePending {
+				f.GenerationFiles = append(f.GenerationFiles, newGenFile(pendingGen, r.Value, true))
+				havePending = false
+			}
+		case "parts":
+			f.PartDirs = lines(v)
+		case "procs":
+			for _, l := range lines(v) {
+				if strings.Contains(l, "bm-pra-restore") {
+					f.RestoreProcesses = append(f.RestoreProcesses, l)
+				} else {
+					f.RsyncProcesses = append(f.RsyncProcesses, l)
+				}
+			}
+		case "run.live":
+			f.LiveRuns = append(f.LiveRuns, v)
+		case "df":
+			p, avail, _ := strings.Cut(v, "\t")
+			n, err := strconv.ParseInt(strings.TrimSpace(avail), 10, 64)
+			if err != nil {
+				n = -1
+			}
+			f.DiskAvailMB[p] = n
+		case "tz.link":
+			f.TZLink = strings.TrimSpace(v)
+		case "tz.file":
+			f.TZFile = strings.TrimSpace(v)
+		case "tz.offset":
+			f.TZOffset = strings.TrimSpace(v)
+		case "probe.uid":
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				f.ProbeUID = n
+			}
+		case "probe.err":
+			f.ProbeErr = strings.TrimSpace(v)
+			if f.ProbeErr == "" {
+				f.ProbeErr = "cannot create the probe file"
+			}
+		}
+	}
+	if havePending {
+		f.GenerationFiles = append(f.GenerationFiles, newGenFile(pendingGen, nil, false))
+	}
+	switch {
+	case counts["sc.bm5"] > 0:
+		f.ScriptFamily = FamilyBM5
+	case counts["sc.dt_string"] > 0 && counts["sc.es"] > 0:
+		f.ScriptFamily = FamilyBM4ES
+	case counts["sc.dt_string"] > 0:
+		f.ScriptFamily = FamilyBM4
+	case counts["sc.tagget"] > 0:
+		f.ScriptFamily = FamilyLegacy
+	}
+	f.location = f.computeLocation()
+	if perr != nil {
+		return f, fmt.Errorf("parse facts: %w", perr)
+	}
+	return f, nil
+}
+
+// newGenFile builds a GenFile from its bytes; a file that could not be read
+// is Ignored, as the script's json.load would fail on it too.
+func newGenFile(name string, body []byte, read bool) GenFile {
+	gf := GenFile{Name: name, Content: body, Size: int64(len(body))}
+	sum := sha256.Sum256(body)
+	gf.SHA256 = hex.EncodeToString(sum[:])
+	if !read {
+		gf.Kind, gf.Err = GenerationIgnored, errors.New("unreadable")
+		return gf
+	}
+	gf.Gen, gf.Kind, gf.Err = ParseGeneration(body)
+	return gf
+}
+
+// ParseIPAddr returns the IPv4 addresses of `ip addr` output in order, the
+// way the restore script reads them: every line containing "inet ", the
+// word after it up to "/".
+func ParseIPAddr(out string) []string {
+	var ips []string
+	for line := range strings.SplitSeq(out, "\n") {
+		i := strings.Index(line, "inet ")
+		if i < 0 {
+			continue
+		}
+		rest := strings.TrimLeft(line[i+len("inet "):], " ")
+		addr, _, _ := strings.Cut(rest, "/")
+		if sp := strings.IndexAny(addr, " \t"); sp >= 0 {
+			addr = addr[:sp]
+		}
+		if addr != "" {
+			ips = append(ips, addr)
+		}
+	}
+	return ips
+}
+
+// parseOSRelease returns ID and VERSION_ID of an os-release file.
+func parseOSRelease(s string) (id, version string) {
+	for line := range strings.SplitSeq(s, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		v = strings.Trim(v, `"'`)
+		switch k {
+		case "ID":
+			id = v
+		case "VERSION_ID":
+			version = v
+		}
+	}
+	return id, version
+}
+
+func lines(s string) []string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if l = strings.TrimRight(l, "\r"); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// Location returns the node's time zone: the zoneinfo name behind
+// /etc/localtime, else /etc/timezone, else the fixed offset of date +%z
+// (right only outside DST changes), else UTC.
+func (f *Facts) Location() *time.Location {
+	if f.location != nil {
+		return f.location
+	}
+	return f.computeLocation()
+}
+
+func (f *Facts) computeLocation() *time.Location {
+	loc := time.UTC
+	name := ""
+	if i := strings.Index(f.TZLink, "zoneinfo/"); i >= 0 {
+		name = f.TZLink[i+len("zoneinfo/"):]
+	} else if f.TZFile != "" {
+		name = f.TZFile
+	}
+	if l, err := time.LoadLocation(name); name != "" && err == nil {
+		loc = l
+	} else if len(f.TZOffset) == 5 {
+		h, err1 := strconv.Atoi(f.TZOffset[1:3])
+		m, err2 := strconv.Atoi(f.TZOffset[3:5])
+		if err1 == nil && err2 == nil {
+			off := h*3600 + m*60
+			if f.TZOffset[0] == '-' {
+				off = -off
+			}
+			loc = time.FixedZone(f.TZOffset, off)
+		}
+	}
+	return loc
+}
+
+// MenuLineFor renders generation g's menu line at index as this node
+// shows it: with the date the node itself rendered when known, else in the
+// node's Location.
+func (f *Facts) MenuLineFor(index int, g *Generation) string {
+	if d, ok := f.LocalDates[g.Time().Unix()]; ok && d != "" {
+		return strconv.Itoa(index) + "\t" + d + "\t" + g.DisplayName + "\tstatus: " + g.StatusText()
+	}
+	return RenderMenuLine(index, g, f.Location())
+}
+
+// LocalPartDirs returns the part dirs "<t1>/<t2>/<id>" under ip.
+func (f *Facts) LocalPartDirs(ip string) []string {
+	var out []string
+	for _, d := range f.PartDirs {
+		if rest, ok := strings.CutPrefix(d, ip+"/"); ok {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+// HasPartDir reports whether dp_spool/rsync/<ip>/<tag>/<id> exists.
+func (f *Facts) HasPartDir(ip, tag string, id int) bool {
+	return slices.Contains(f.PartDirs, ip+"/"+tag+"/"+strconv.Itoa(id))
+}
+
+// ScriptHostIP returns the address the script picks: the first IPv4 in
+// `ip addr` order that has a dp_spool/rsync/<ip> directory, or "".
+func (f *Facts) ScriptHostIP() string {
+	for _, ip := range f.IPv4 {
+		if slices.Contains(f.RsyncDirs, ip) {
+			return ip
+		}
+	}
+	return ""
+}

@@ -1,0 +1,218 @@
+package tasks
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/prapush/prapush/inventory"
+	"github.com/prapush/prapush/transport"
+)
+
+// StoreDir is the backup store the restore script hard-codes (domain §3.2).
+const StoreDir = "/var/backups/bluemind"
+
+// RunsDir holds prapush's run directories on a node (spec restore item 6).
+const RunsDir = "/var/lib/prapush/runs"
+
+// restoredPaths are where the parts of a node land once restored; disk.space
+// measures the free space under each (its nearest existing parent).
+var restoredPaths = []string{
+	"/var/spool/cyrus",
+	"/var/lib/postgresql",
+	"/var/spool/bm-elasticsearch",
+	"/var/spool/bm-filehosting",
+	"/var/spool/bm-hsm",
+}
+
+// scriptRoots are the absolute roots the facts script reads. Production
+// always uses defaultRoots; tests point them into a temporary tree. They are
+// never taken from the inventory.
+type scriptRoots struct {
+	Store string // the backup store
+	Etc   string // /etc
+	Runs  string // prapush run directories
+	Spool string // prefix of restoredPaths ("" in production)
+	IPs   string // "" = parse `ip addr`; else comma list (tests only)
+}
+
+var defaultRoots = scriptRoots{Store: StoreDir, Etc: "/etc", Runs: RunsDir}
+
+// probeName is the base name of the probe file node writes in temp/.
+func probeName(runID, node string) string { return ".prapush-" + runID + "-" + node }
+
+// factsPrelude is the shell helper library shared by the scripts. rec
+// writes one framed record: a header "@@prapush <key> <len>" then exactly
+// len bytes and a newline. LC_ALL=C makes ${#v} count bytes.
+const factsPrelude = `LC_ALL=C; export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH; export PATH
+rec() { printf '@@prapush %s %d\n%s\n' "$1" "${#2}" "$2"; }
+recf() { if [ -f "$2" ] && [ -r "$2" ]; then v=$(cat "$2" 2>/dev/null; echo x); rec "$1" "${v%x}"; fi; }
+has() { command -v "$1" >/dev/null 2>&1; }
+`
+
+// factsBody is the round-1 script: every fact of domain §8.1 the checks
+// need, then the probe file. It only reads, except the probe. Every
+// command may be missing: a record is then empty or absent, never a crash.
+const factsBody = `rec uid "$(id -u 2>/dev/null)"
+if [ -r "$ETC/os-release" ]; then recf os "$ETC/os-release"; else recf os /usr/lib/os-release; fi
+[ -e "$PY" ] && rec py.exists 1
+[ -f "$PY" ] && [ -x "$PY" ] && rec py.exec 1 && rec py.major "$("$PY" -c 'import sys; print(sys.version_info[0])' 2>&1 | head -c 300)"
+if has dpkg-query; then
+  rec pkg.mgr dpkg
+  rec pkg.list "$(dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' 'bm-*' 2>/dev/null)"
+elif has rpm; then
+  rec pkg.mgr rpm
+  rec pkg.list "$(rpm -qa 'bm-*' --qf '%{NAME} %{VERSION}-%{RELEASE} ii\n' 2>/dev/null)"
+fi
+if [ -e "$SCRIPT" ]; then
+  rec sc.exists 1
+  [ -f "$SCRIPT" ] && [ -x "$SCRIPT" ] && rec sc.exec 1
+  has sha256sum && rec sc.sha256 "$(sha256sum < "$SCRIPT" 2>/dev/null | cut -c1-64)"
+  rec sc.dt_string "$(grep -c dt_string "$SCRIPT" 2>/dev/null)"
+  rec sc.tagget "$(grep -c tagget "$SCRIPT" 2>/dev/null)"
+  rec sc.bm5 "$(grep -c 'THIS WILL NOT WORK' "$SCRIPT" 2>/dev/null)"
+  rec sc.es "$(grep -c -e 'systemctl restart bm-elasticsearch' -e 'Waiting for ES cluster' "$SCRIPT" 2>/dev/null)"
+  rec sc.pg "$(grep -o 'postgresql/[0-9][0-9]*/' "$SCRIPT" 2>/dev/null | sort -u)"
+fi
+[ -d "$ETC/postgresql" ] && rec pg.dirs "$(ls -1 "$ETC/postgresql" 2>/dev/null)"
+if [ -f "$ETC/bm/bm.ini" ]; then
+  rec bmini.present 1
+  # Only the two keys: bm.ini also holds the database password.
+  rec bmini.keys "$(grep -E '^[[:space:]]*(external-url|host)[[:space:]]*=' "$ETC/bm/bm.ini" 2>/dev/null)"
+fi
+[ -s "$ETC/bm/bm-core.tok" ] && rec tok 1
+[ -r "$ETC/bm/server.uid" ] && rec serveruid "$(head -c 200 "$ETC/bm/server.uid" 2>/dev/null)"
+if [ -n "$IPS" ]; then
+  rec ipaddr "$(echo "$IPS" | tr ',' '\n' | sed 's|^|    inet |; s|$|/32|')"
+elif has ip; then
+  rec ipaddr "$(ip addr 2>/dev/null)"
+fi
+if [ -d "$STORE" ]; then
+  rec store.isdir 1
+  has stat && rec store.mount "$(stat --format %m "$STORE/" 2>/dev/null)"
+  has findmnt && rec store.findmnt "$(findmnt -n -o SOURCE,FSTYPE,OPTIONS --target "$STORE" 2>/dev/null)"
+  [ -d "$STORE/temp" ] && rec store.temp 1
+  for d in "$STORE"/dp_spool/rsync/*/; do [ -d "$d" ] && d=${d%/} && rec rsync.dir "${d##*/}"; done
+  for f in "$STORE"/generation-*.json; do
+    [ -e "$f" ] || continue
+    rec gen.name "${f##*/}"
+    v=$(cat "$f" 2>/dev/null; echo x); rec gen.body "${v%x}"
+  done
+  p="$STORE/dp_spool/rsync/"
+  rec parts "$(for d in "$STORE"/dp_spool/rsync/*/*/*/*/; do [ -d "$d" ] && d=${d%/} && echo "${d#"$p"}"; done)"
+fi
+if has ps; then
+  rec procs "$(ps -eo pid=,args= 2>/dev/null | awk -v m=@@prapush -v s="$STORE" 'index($0, m) == 0 && (index($0, "bm-pra-restore") || (index($0, "rsync") && index($0, s)))' | head -n 20 | cut -c1-300)"
+fi
+for d in "$RUNS"/*/; do
+  [ -d "$d" ] || continue
+  for f in pid pgid; do
+    [ -r "$d$f" ] || continue
+    pid=$(head -c 20 "$d$f" 2>/dev/null | tr -dc 0-9)
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && rec run.live "${d%/}" && break
+  done
+done
+for p in $SPOOLS; do
+  q=$p
+  while [ ! -e "$q" ]; do q=${q%/*}; [ -z "$q" ] && q=/ && break; done
+  rec df "$p	$(df -P -m "$q" 2>/dev/null | awk 'NR==2 {print $4}')"
+done
+rec tz.link "$(readlink /etc/localtime 2>/dev/null)"
+[ -r /etc/timezone ] && rec tz.file "$(head -c 100 /etc/timezone 2>/dev/null)"
+rec tz.offset "$(date +%z 2>/dev/null)"
+if [ -n "$PROBE" ] && [ -d "$STORE" ]; then
+  if e=$( { : > "$PROBE"; } 2>&1 ); then
+    rec probe.uid "$(stat -c %u "$PROBE" 2>/dev/null || ls -nd "$PROBE" | awk '{print $3}')"
+  else
+    rec probe.err "$e"
+  fi
+fi
+rec end ok
+`
+
+// setVar renders an assignment with a quoted value.
+func setVar(name, value string) string { return name + "=" + transport.QuoteArg(value) + "\n" }
+
+// factsScript builds the round-1 script for node. Every interpolated value
+// is quoted; runID "" disables the probe.
+func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, runID string) string {
+	var b strings.Builder
+	b.WriteString(factsPrelude)
+	b.WriteString(setVar("STORE", r.Store))
+	b.WriteString(setVar("ETC", r.Etc))
+	b.WriteString(setVar("RUNS", r.Runs))
+	b.WriteString(setVar("IPS", r.IPs))
+	py := n.Python
+	if py == "" {
+		py = arch.Python
+	}
+	if py == "" {
+		py = inventory.DefaultPython
+	}
+	sc := n.RestoreScript
+	if sc == "" {
+		sc = arch.RestoreScript
+	}
+	if sc == "" {
+		sc = inventory.DefaultRestoreScript
+	}
+	b.WriteString(setVar("PY", py))
+	b.WriteString(setVar("SCRIPT", sc))
+	spools := make([]string, len(restoredPaths))
+	for i, p := range restoredPaths {
+		spools[i] = r.Spool + p
+	}
+	// SPOOLS is split by the shell on spaces: quote the whole list once,
+	// each path is a fixed constant without spaces under a test prefix.
+	b.WriteString(setVar("SPOOLS", strings.Join(spools, " ")))
+	probe := ""
+	if runID != "" {
+		probe = r.Store + "/temp/" + probeName(runID, n.Name)
+	}
+	b.WriteString(setVar("PROBE", probe))
+	b.WriteString(factsBody)
+	return b.String()
+}
+
+// sharedScript builds the round-2 script: look for every other node's probe,
+// retrying because NFS caches attributes and directory entries, and render
+// the given protection times (seconds) with the node's own date and TZ.
+func sharedScript(r scriptRoots, runID string, others []string, times []int64, tries int) string {
+	var b strings.Builder
+	b.WriteString(factsPrelude)
+	b.WriteString(setVar("STORE", r.Store))
+	var probes []string
+	for _, o := range others {
+		probes = append(probes, transport.QuoteArg(probeName(runID, o)))
+	}
+	b.WriteString("TRIES=" + strconv.Itoa(tries) + "\n")
+	b.WriteString(`seen() { [ -e "$STORE/temp/$1" ] || ls -a "$STORE/temp/" 2>/dev/null | grep -qxF -e "$1"; }
+i=0
+while :; do
+  missing=0
+  for p in ` + strings.Join(append([]string{"--"}, probes...), " ") + `; do [ "$p" = -- ] && continue; seen "$p" || missing=1; done
+  i=$((i+1))
+  [ $missing = 0 ] || [ $i -ge $TRIES ] && break
+  sleep 1
+done
+for p in ` + strings.Join(append([]string{"--"}, probes...), " ") + `; do
+  [ "$p" = -- ] && continue
+  if seen "$p"; then rec seen "$p"; else rec missing "$p"; fi
+done
+`)
+	for _, t := range times {
+		s := strconv.FormatInt(t, 10)
+		b.WriteString("rec date." + s + ` "$(date -d @` + s + ` '+%Y-%m-%d %H:%M:%S' 2>/dev/null)"` + "\n")
+	}
+	b.WriteString("rec end ok\n")
+	return b.String()
+}
+
+// removeProbeScript builds the round-3 script: remove this node's probe and
+// say whether it is gone. It runs once every node has looked for it.
+func removeProbeScript(r scriptRoots, runID, node string) string {
+	p := transport.QuoteArg(r.Store + "/temp/" + probeName(runID, node))
+	return factsPrelude + "if e=$(rm -f " + p + " 2>&1) && [ ! -e " + p + ` ]; then rec removed 1; else rec rmerr "$e"; fi
+rec end ok
+`
+}
