@@ -323,6 +323,11 @@ func keyLines(src string, md toml.MetaData) map[string]int {
 			lines[name+"["+strconv.Itoa(count[name]-1)+"]"] = ev.line
 		case evArrayTable:
 			key := keys[k]
+			for n := 1; n < len(key); n++ {
+				if p := canon(key[:n]); lines[p] == 0 {
+					lines[p] = ev.line
+				}
+			}
 			name := joinPath(canon(key[:len(key)-1]), key[len(key)-1])
 			isArray[name] = true
 			count[name]++
@@ -330,11 +335,15 @@ func keyLines(src string, md toml.MetaData) map[string]int {
 			lines[canon(key)] = ev.line
 			k++
 		default:
-			p := canon(keys[k])
-			paths = append(paths, p)
-			if _, dup := lines[p]; !dup {
-				lines[p] = ev.line
+			// Dotted keys and headers create their parent tables implicitly:
+			// those are located where they first appear.
+			key := keys[k]
+			for n := 1; n <= len(key); n++ {
+				if p := canon(key[:n]); lines[p] == 0 {
+					lines[p] = ev.line
+				}
 			}
+			paths = append(paths, canon(key))
 			k++
 		}
 	}

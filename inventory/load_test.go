@@ -233,7 +233,7 @@ func doc(nodes ...string) string {
 }
 
 const (
-	nodeA = "[[nodes]]\nname = \"a\"\nip = \"10.0.0.1\"\n"           // lines 5-7
+	nodeA = "[[nodes]]\nname = \"a\"\nip = \"10.0.0.1\"\n"                 // lines 5-7
 	core  = "[[nodes]]\nname = \"core\"\nip = \"10.0.0.9\"\ncore = true\n" // 4 lines
 )
 
