@@ -494,11 +494,13 @@ func (c *checker) nodes(root *table, inv *Inventory) []Node {
 		key := indexPath("nodes", i)
 		n, meta := c.node(newTable(key, m), inv)
 		meta.key = key
+		// Names differing only in case are duplicates too: they name report
+		// files, which would collide on a case-insensitive file system.
 		if n.Name != "" {
-			if j, dup := byName[n.Name]; dup {
-				c.addf(joinPath(key, "name"), "duplicate name %q (also at line %d)", n.Name, nodes[j].Line)
+			if j, dup := byName[strings.ToLower(n.Name)]; dup {
+				c.addf(joinPath(key, "name"), "duplicate name %q (also at line %d)", nodes[j].Name, nodes[j].Line)
 			} else {
-				byName[n.Name] = i
+				byName[strings.ToLower(n.Name)] = i
 			}
 		}
 		if n.IP.IsValid() {
@@ -532,9 +534,12 @@ func (c *checker) node(t *table, inv *Inventory) (Node, nodeMeta) {
 	}
 	if s := c.required(t, "ip"); s != "" {
 		ip, err := netip.ParseAddr(s)
-		if err != nil || !ip.Is4() {
+		switch {
+		case err != nil || !ip.Is4():
 			c.addf(t.key("ip"), "invalid ip %q: want the IPv4 address the backup knows this node by", s)
-		} else {
+		case ip.IsUnspecified() || ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+			c.addf(t.key("ip"), "ip %s cannot be a node's address", ip)
+		default:
 			n.IP = ip
 			n.Address = ip.String()
 		}

@@ -272,6 +272,8 @@ func TestParse_ReportsEachProblemWithFileLineAndKey(t *testing.T) {
 		{"ipv6", doc(strings.Replace(nodeA, `"10.0.0.1"`, `"2001:db8::1"`, 1), core), 7, "nodes[0].ip", "invalid ip"},
 		{"ip with port", doc(strings.Replace(nodeA, `"10.0.0.1"`, `"10.0.0.1:22"`, 1), core), 7, "nodes[0].ip", "invalid ip"},
 		{"duplicate name", doc(nodeA, core, strings.Replace(nodeA, "10.0.0.1", "10.0.0.2", 1)), 13, "nodes[2].name", `duplicate name "a" (also at line 5)`},
+		{"duplicate name differing in case", doc(nodeA, core, strings.Replace(strings.Replace(nodeA, "10.0.0.1", "10.0.0.2", 1), `"a"`, `"A"`, 1)), 13, "nodes[2].name", `duplicate name "a" (also at line 5)`},
+		{"unspecified ip", doc(strings.Replace(nodeA, `"10.0.0.1"`, `"0.0.0.0"`, 1), core), 7, "nodes[0].ip", "cannot be a node's address"},
 		{"duplicate ip", doc(nodeA, core, strings.Replace(nodeA, `"a"`, `"b"`, 1)), 14, "nodes[2].ip", "duplicate ip 10.0.0.1"},
 		{"no nodes", arch, 1, "nodes", "no nodes"},
 		{"nodes not array of tables", arch + "[nodes]\nname = \"a\"\n", 5, "nodes", "must be an array of tables"},
