@@ -71,7 +71,7 @@ if [ -e "$SCRIPT" ]; then
   rec sc.dt_string "$(grep -c dt_string "$SCRIPT" 2>/dev/null)"
   rec sc.tagget "$(grep -c tagget "$SCRIPT" 2>/dev/null)"
   rec sc.bm5 "$(grep -c 'THIS WILL NOT WORK' "$SCRIPT" 2>/dev/null)"
-  rec sc.es "$(grep -c -e 'systemctl restart bm-elasticsearch' -e 'Waiting for ES cluster' "$SCRIPT" 2>/dev/null)"
+  rec sc.es "$(grep -c -e 'systemctl restart bm-elasticsearch' -e 'Waiting for ES cluster' -e 'Restarting Elasticsearch' "$SCRIPT" 2>/dev/null)"
   rec sc.pg "$(grep -o 'postgresql/[0-9][0-9]*/' "$SCRIPT" 2>/dev/null | sort -u)"
 fi
 [ -d "$ETC/postgresql" ] && rec pg.dirs "$(ls -1 "$ETC/postgresql" 2>/dev/null)"
