@@ -1,0 +1,473 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// sshConn is the Conn of Dial.
+type sshConn struct {
+	t       Target
+	client  *ssh.Client   // the target
+	clients []*ssh.Client // jump hops then the target, closed in reverse
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+
+	mu   sync.Mutex
+	dead error // set once the connection is lost or closed
+	// privOK is true once sudo -n gave root; priv holds a definitive
+	// refusal (ErrPrivilege).
+	privOK bool
+	priv   error
+
+	// sftpMu is held while the SFTP client opens, which blocks on the
+	// peer; it is separate from mu so that markDead never waits on it.
+	sftpMu sync.Mutex
+	sftp   *sftp.Client
+}
+
+func newConn(t Target, clients []*ssh.Client) *sshConn {
+	c := &sshConn{
+		t:       t,
+		client:  clients[len(clients)-1],
+		clients: clients,
+		done:    make(chan struct{}),
+	}
+	go func() {
+		err := c.client.Wait()
+		c.markDead(fmt.Errorf("%w: connection to %s lost: %v", ErrUnreachable, t.label(), err))
+	}()
+	if t.Keepalive > 0 {
+		go c.keepalive(t.Keepalive)
+	}
+	return c
+}
+
+// markDead records why the connection is unusable and closes it, which
+// unblocks every pending session and SFTP call.
+func (c *sshConn) markDead(err error) {
+	c.mu.Lock()
+	if c.dead == nil {
+		c.dead = err
+	}
+	c.mu.Unlock()
+	c.closeClients()
+}
+
+func (c *sshConn) deadErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead
+}
+
+func (c *sshConn) closeClients() {
+	for i := len(c.clients) - 1; i >= 0; i-- {
+		c.clients[i].Close()
+	}
+}
+
+// keepalive sends keepalive@openssh.com every interval. Any reply (OpenSSH
+// answers "failure", which is fine) proves the peer alive; 3 ticks without
+// one declare it dead, because a black-holed TCP connection would otherwise
+// block Run and ReadFile until the kernel gives up, minutes later.
+func (c *sshConn) keepalive(interval time.Duration) {
+	const maxMissed = 3
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	replies := make(chan error, 1)
+	inflight, missed := false, 0
+	for {
+		select {
+		case <-c.done:
+			return
+		case err := <-replies:
+			inflight = false
+			if err != nil {
+				c.markDead(fmt.Errorf("%w: keepalive to %s: %v", ErrUnreachable, c.t.label(), err))
+				return
+			}
+			missed = 0
+		case <-tick.C:
+			if inflight {
+				missed++
+				if missed >= maxMissed {
+					c.markDead(fmt.Errorf("%w: %s did not answer %d keepalives in %s", ErrUnreachable, c.t.label(), maxMissed, maxMissed*interval))
+					return
+				}
+				continue
+			}
+			inflight = true
+			go func() {
+				_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+				replies <- err
+			}()
+		}
+	}
+}
+
+// Close implements Conn.
+func (c *sshConn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.mu.Lock()
+		if c.dead == nil {
+			c.dead = fmt.Errorf("connection to %s closed: %w", c.t.label(), net.ErrClosed)
+		}
+		c.mu.Unlock()
+		c.closeClients()
+	})
+	return nil
+}
+
+// lost turns an error of a session or SFTP call into ErrUnreachable when the
+// connection is gone, and otherwise returns it unchanged.
+func (c *sshConn) lost(err error) error {
+	if d := c.deadErr(); d != nil {
+		return d
+	}
+	return err
+}
+
+// Run implements Conn.
+func (c *sshConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if c.t.Become == "sudo" {
+		if err := c.checkPrivilege(ctx); err != nil {
+			return err
+		}
+		cmd = Quote("sudo", "-n", "--", "sh", "-c", cmd)
+	}
+	return c.run(ctx, cmd, stdin, stdout, stderr)
+}
+
+// checkPrivilege runs `sudo -n true` once per connection and caches a
+// definitive answer (not one cut short by ctx or a lost connection).
+func (c *sshConn) checkPrivilege(ctx context.Context) error {
+	c.mu.Lock()
+	ok, priv := c.privOK, c.priv
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if priv != nil {
+		return priv
+	}
+	var errOut bytes.Buffer
+	err := c.run(ctx, "sudo -n true", nil, io.Discard, &errOut)
+	var ee *ExitError
+	switch {
+	case err == nil:
+		c.mu.Lock()
+		c.privOK = true
+		c.mu.Unlock()
+		return nil
+	case errors.As(err, &ee):
+		// sudo -n exits 1 with "a password is required" when it would
+		// prompt, and 127 when sudo is not installed: either way root is
+		// out of reach without a prompt.
+		perr := fmt.Errorf("%w on %s: sudo -n true exited %d: %s", ErrPrivilege, c.t.label(), ee.Status, tail(errOut.Bytes(), 300))
+		c.mu.Lock()
+		c.priv = perr
+		c.mu.Unlock()
+		return perr
+	default:
+		return err
+	}
+}
+
+// gateWriter forwards writes until closed, then drops them, so that a
+// session still draining after Run returned never writes into the caller's
+// buffer behind its back.
+type gateWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(p), nil
+	}
+	return g.w.Write(p)
+}
+
+func (g *gateWriter) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > b.max {
+		b.buf = append(b.buf[:0], b.buf[len(b.buf)-b.max:]...)
+	}
+	return len(p), nil
+}
+
+func tail(b []byte, n int) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+const stderrTail = 4096
+
+// run runs cmd as is in a new session.
+func (c *sshConn) run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	sess, err := c.newSession(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+
+	var errTail *tailBuffer
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		errTail = &tailBuffer{max: stderrTail}
+		stderr = errTail
+	}
+	out, errw := &gateWriter{w: stdout}, &gateWriter{w: stderr}
+	defer out.close()
+	defer errw.close()
+	sess.Stdin, sess.Stdout, sess.Stderr = stdin, out, errw
+	if err := sess.Start(cmd); err != nil {
+		return c.lost(fmt.Errorf("%w: start command on %s: %v", ErrUnreachable, c.t.label(), err))
+	}
+	waitc := make(chan error, 1)
+	go func() { waitc <- sess.Wait() }()
+	select {
+	case err = <-waitc:
+	case <-ctx.Done():
+		// Ask the remote process to die, then drop the channel; the
+		// gate writers keep late output away from the caller.
+		_ = sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		return context.Cause(ctx)
+	}
+	if err == nil {
+		return nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		x := &ExitError{Status: ee.ExitStatus(), Signal: ee.Signal()}
+		if x.Signal != "" {
+			x.Status = -1
+		}
+		if errTail != nil {
+			errw.close()
+			x.Stderr = tail(errTail.buf, stderrTail)
+		}
+		return x
+	}
+	if d := c.deadErr(); d != nil {
+		return d
+	}
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) {
+		return &ExitError{Status: -1}
+	}
+	return fmt.Errorf("%w: run on %s: %v", ErrUnreachable, c.t.label(), err)
+}
+
+// newSession opens a session, giving up when ctx ends: opening a channel
+// blocks until the peer answers, which a dead peer never does.
+func (c *sshConn) newSession(ctx context.Context) (*ssh.Session, error) {
+	type result struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := c.client.NewSession()
+		ch <- result{s, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, c.lost(fmt.Errorf("%w: open session on %s: %v", ErrUnreachable, c.t.label(), r.err))
+		}
+		return r.s, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.s != nil {
+				r.s.Close()
+			}
+		}()
+		return nil, context.Cause(ctx)
+	}
+}
+
+// errNoFile is the exit status of the sudo read command when the file does
+// not exist, chosen outside cat's own statuses (0, 1).
+const errNoFile = 44
+
+// ReadFile implements Conn.
+func (c *sshConn) ReadFile(ctx context.Context, name string) ([]byte, error) {
+	if c.t.Become == "sudo" {
+		q := QuoteArg(name)
+		var out bytes.Buffer
+		err := c.Run(ctx, fmt.Sprintf("test -e %s || exit %d; exec cat -- %s", q, errNoFile, q), nil, &out, nil)
+		var ee *ExitError
+		if errors.As(err, &ee) && ee.Status == errNoFile {
+			return nil, &fs.PathError{Op: "read", Path: name, Err: fs.ErrNotExist}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		return out.Bytes(), nil
+	}
+	var data []byte
+	err := c.withSFTP(ctx, func(cl *sftp.Client) error {
+		f, err := cl.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		data, err = io.ReadAll(f)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// Upload implements Conn. The data goes to a temporary file next to name,
+// which is then renamed over name, so readers never see a partial file.
+func (c *sshConn) Upload(ctx context.Context, name string, data []byte, mode fs.FileMode) error {
+	tmp := path.Join(path.Dir(name), "."+path.Base(name)+".prapush-"+randHex())
+	if c.t.Become == "sudo" {
+		script := fmt.Sprintf("umask 077 && cat > %[1]s && chmod %[2]o %[1]s && mv -f -- %[1]s %[3]s || { rm -f -- %[1]s; exit 1; }",
+			QuoteArg(tmp), mode.Perm(), QuoteArg(name))
+		if err := c.Run(ctx, script, bytes.NewReader(data), nil, nil); err != nil {
+			return fmt.Errorf("upload %s: %w", name, err)
+		}
+		return nil
+	}
+	err := c.withSFTP(ctx, func(cl *sftp.Client) error {
+		f, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(data)
+		if err == nil {
+			err = f.Chmod(mode.Perm())
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = cl.PosixRename(tmp, name)
+		}
+		if err != nil {
+			_ = cl.Remove(tmp)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", name, err)
+	}
+	return nil
+}
+
+func randHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// withSFTP runs op with the connection's SFTP client, opened on first use
+// and reused. SFTP calls take no context: when ctx ends first, the client
+// is closed (unblocking op) and dropped, and the next call opens a new one.
+func (c *sshConn) withSFTP(ctx context.Context, op func(*sftp.Client) error) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	clc := make(chan *sftp.Client, 1)
+	go func() {
+		cl, err := c.sftpClient()
+		clc <- cl
+		if err != nil {
+			errc <- err
+			return
+		}
+		errc <- op(cl)
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			var se *sftp.StatusError
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.As(err, &se) {
+				return err
+			}
+			return c.lost(err)
+		}
+		return nil
+	case <-ctx.Done():
+		go func() {
+			if cl := <-clc; cl != nil {
+				c.dropSFTP(cl)
+			}
+		}()
+		return context.Cause(ctx)
+	}
+}
+
+func (c *sshConn) sftpClient() (*sftp.Client, error) {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	if d := c.deadErr(); d != nil {
+		return nil, d
+	}
+	if c.sftp != nil {
+		return c.sftp, nil
+	}
+	// Opening under the lock serialises first use; later calls share
+	// the client, which pipelines concurrent requests itself.
+	cl, err := sftp.NewClient(c.client)
+	if err != nil {
+		return nil, c.lost(fmt.Errorf("%w: open sftp on %s: %v", ErrUnreachable, c.t.label(), err))
+	}
+	c.sftp = cl
+	return cl, nil
+}
+
+func (c *sshConn) dropSFTP(cl *sftp.Client) {
+	c.sftpMu.Lock()
+	if c.sftp == cl {
+		c.sftp = nil
+	}
+	c.sftpMu.Unlock()
+	cl.Close()
+}
