@@ -227,6 +227,7 @@ cmd_reset() {
 	shift || true
 	local nodes=("$@")
 	((${#nodes[@]})) || nodes=("${NODES[@]}")
+	[[ ${nodes[*]} != none ]] || nodes=()
 	keys
 	inventory
 	store "$preset"
@@ -236,8 +237,10 @@ cmd_reset() {
 		export LAB_MAIL_STORE=$STATE/views/mail
 		[[ " ${nodes[*]} " == *" mail "* ]] || nodes+=(mail)
 	fi
-	compose up -d --no-deps --force-recreate "${nodes[@]}" >&2
-	wait_ssh "${nodes[@]}"
+	if ((${#nodes[@]})); then
+		compose up -d --no-deps --force-recreate "${nodes[@]}" >&2
+		wait_ssh "${nodes[@]}"
+	fi
 	log "reset to preset $preset (${nodes[*]})"
 }
 
@@ -275,7 +278,7 @@ cmd_backup_start() {
 cmd_backup_stop() {
 	local n=$1
 	need_node "$n"
-	docker exec "$(cid "$n")" sh -c '[ -f /run/lab-backup.pid ] && kill "$(cat /run/lab-backup.pid)"; rm -f /run/lab-backup.pid
+	docker exec "$(cid "$n")" sh -c '[ -f /run/lab-backup.pid ] && kill "$(cat /run/lab-backup.pid)" 2>/dev/null; rm -f /run/lab-backup.pid
 		rm -rf /var/backups/bluemind/dp_spool/rsync/'"$(ip_of "$n")"'/bm/conf/99999'
 }
 
@@ -322,7 +325,7 @@ usage: lab/lab.sh COMMAND [ARGS]
   images [bullseye|bookworm|all]    build the node images (no registry needed)
   up [PRESET]                       keys, inventory, store, start the nodes, wait for sshd
   down                              remove the containers and the network (keeps lab/.state)
-  reset [PRESET [NODE...]]          regenerate the store and recreate nodes (default: all, ok)
+  reset [PRESET [NODE...|none]]     regenerate the store and recreate nodes (default: ok, all)
   presets                           list the store presets
   status                            containers of the lab
   inventory                         print the path of the lab inventory
