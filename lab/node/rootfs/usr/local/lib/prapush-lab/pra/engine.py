@@ -502,7 +502,7 @@ def main():
     if LEGACY:
         logname = sys.argv[0] + ".log"
     else:
-        logname = globals().get("dt_string", time.strftime("%d-%m-%Y-%H-%M-%S")) + \
+        logname = globals().get("LOG_PREFIX", time.strftime("%d-%m-%Y-%H-%M-%S")) + \
             sys.argv[0] + ".log"
     LOG = open(logname, "w")
     LOG.write("Starting PRA\n")

@@ -16,4 +16,5 @@ PG_DEFAULT = "@PG@"
 # Log name prefix, local time at start: "<dd-mm-YYYY-HH-MM-SS>" + argv[0] + ".log",
 # opened relative to the cwd (fails when argv[0] contains a '/').
 dt_string = _fake_time.strftime("%d-%m-%Y-%H-%M-%S")
+LOG_PREFIX = dt_string
 
