@@ -44,6 +44,14 @@ type keyScanner struct {
 
 // scanKeyLines returns the events of a TOML document the toml package parsed.
 func scanKeyLines(src string) []event {
+	// Skip a byte order mark the way the toml package does; it sits on line 1,
+	// so no line number moves.
+	for _, bom := range []string{"\xff\xfe", "\xfe\xff", "\xef\xbb\xbf"} {
+		if strings.HasPrefix(src, bom) {
+			src = src[len(bom):]
+			break
+		}
+	}
 	sc := &keyScanner{s: src, lineStarts: []int{0}}
 	for i := 0; i < len(src); i++ {
 		if src[i] == '\n' {

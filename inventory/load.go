@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,8 +23,8 @@ import (
 // bound keeps the core's default stage (the highest other stage + 1) in range.
 const MaxStage = 1000
 
-// DefaultKnownHosts is the known_hosts list used when the inventory sets none.
-var DefaultKnownHosts = []string{"~/.ssh/known_hosts"}
+// DefaultKnownHosts is the known_hosts file used when the inventory sets none.
+const DefaultKnownHosts = "~/.ssh/known_hosts"
 
 // Load reads and validates the inventory at path. An invalid inventory
 // returns an *Error listing every problem; an unreadable file returns the
@@ -48,8 +49,11 @@ func Parse(path string, data []byte) (*Inventory, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
+			// The toml package reports line 0 for some errors at the very end
+			// of the input; a location must point into the file.
+			line := min(max(pe.Position.Line, 1), strings.Count(src, "\n")+1)
 			return nil, &Error{Problems: []Problem{{
-				File: path, Line: pe.Position.Line, Col: pe.Position.Col, Key: pe.LastKey, Msg: pe.Message,
+				File: path, Line: line, Col: max(pe.Position.Col, 1), Key: pe.LastKey, Msg: pe.Message,
 			}}}
 		}
 		return nil, &Error{Problems: []Problem{{File: path, Line: 1, Msg: err.Error()}}}
@@ -291,7 +295,7 @@ func (c *checker) inventory(doc map[string]any) *Inventory {
 	inv.SSH = c.ssh(sshT, SSH{
 		User:           DefaultUser,
 		Port:           DefaultPort,
-		KnownHosts:     DefaultKnownHosts,
+		KnownHosts:     []string{DefaultKnownHosts},
 		HostKeyPolicy:  HostKeyStrict,
 		SSHConfig:      DefaultSSHConfig,
 		ConnectTimeout: DefaultConnectTimeout,
@@ -332,6 +336,9 @@ func (c *checker) architecture(t *table) Architecture {
 // (base = the spec's defaults) and each node (base = the [ssh] values).
 func (c *checker) ssh(t *table, base SSH) SSH {
 	s := base
+	// Nodes get their own slices: one node's settings never alias another's.
+	s.IdentityFiles = slices.Clone(base.IdentityFiles)
+	s.KnownHosts = slices.Clone(base.KnownHosts)
 	if v, ok := c.str(t, "user"); ok {
 		if v == "" || strings.ContainsAny(v, " \t\r\n@:") {
 			c.addf(t.key("user"), "invalid user %q", v)
@@ -351,7 +358,7 @@ func (c *checker) ssh(t *table, base SSH) SSH {
 	}
 	if list, ok := c.strings(t, "known_hosts"); ok {
 		if len(list) == 0 {
-			list = DefaultKnownHosts
+			list = []string{DefaultKnownHosts}
 		}
 		s.KnownHosts = list
 	}
@@ -419,7 +426,9 @@ func checkHop(hop string) error {
 		hostport = hop[i+1:]
 	}
 	host := hostport
-	if strings.HasPrefix(hostport, "[") || strings.Count(hostport, ":") == 1 {
+	if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		host = hostport[1 : len(hostport)-1] // bracketed IPv6 without a port
+	} else if strings.HasPrefix(hostport, "[") || strings.Count(hostport, ":") == 1 {
 		h, port, err := net.SplitHostPort(hostport)
 		if err != nil {
 			return errors.New("bad host:port")
@@ -431,7 +440,8 @@ func checkHop(hop string) error {
 	} else if strings.Contains(hostport, ":") {
 		return errors.New("an IPv6 address must be written [addr]:port")
 	}
-	if host == "" || strings.ContainsAny(host, "[]@") {
+	// A leading "-" would read as an option to any ssh(1) it is handed to.
+	if host == "" || strings.HasPrefix(host, "-") || strings.HasPrefix(hop, "-") || strings.ContainsAny(host, "[]@") {
 		return errors.New("bad host")
 	}
 	return nil

@@ -372,3 +372,24 @@ func TestParse_SyntaxErrorNamesLineAndColumn(t *testing.T) {
 		t.Errorf("syntax problem = %+v, Error() = %q", p, p.Error())
 	}
 }
+
+func TestCheckJump_AcceptsProxyJumpSyntaxOnly(t *testing.T) {
+	valid := []string{
+		"", "bastion", "bastion.example", "ops@bastion", "ops@bastion:2222", "192.0.2.1:22",
+		"[2001:db8::1]:22", "[2001:db8::1]", "ops@[2001:db8::1]:2222", "a,ops@b:22,c",
+	}
+	for _, j := range valid {
+		if err := checkJump(j); err != nil {
+			t.Errorf("checkJump(%q) = %v, want nil", j, err)
+		}
+	}
+	invalid := []string{
+		",", "a,", "@bastion", "ops@", "bastion:", "bastion:0", "bastion:65536", "bastion:ssh",
+		"2001:db8::1", "a b", "ops@bastion/x", "-oProxyCommand=x", "ops@-x", "a@b@c", "[::1]:", "bastion:22:1",
+	}
+	for _, j := range invalid {
+		if err := checkJump(j); err == nil {
+			t.Errorf("checkJump(%q) = nil, want an error", j)
+		}
+	}
+}
