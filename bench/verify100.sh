@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Benchmark: `prapush verify` against N local OpenSSH sshd nodes (127.0.0.2..)
+# that all see a realistic backup tree at /var/backups/bluemind, side by side
+# with the floor (bench/floor: dial all nodes in parallel, one command each).
+# Prints wall time, peak RSS and CPU time of both, and the ratios.
+# Needs root (sshd per node inside a private mount namespace, so that the
+# host's /root and /var/backups are untouched).
+set -euo pipefail
+N=${N:-100}
+ROUNDS=${ROUNDS:-3}
+cd "$(dirname "$0")/.."
+work=$(mktemp -d /tmp/prapush-bench.XXXXXX)
+trap 'kill $(cat "$work"/ns.pid 2>/dev/null) 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
+
+go build -o "$work/prapush" ./cmd/prapush
+go build -o "$work/floor" ./bench/floor
+go run ./lab/cmd/labgen -out "$work/store" -preset ok >/dev/null
+
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
+cp "$work/client_key.pub" "$work/authorized_keys"
+: > "$work/known_hosts"
+addrs=()
+{
+  printf '[architecture]\nname = "bench"\nexternal_url = "mail.lab.example"\nbluemind_version = "4.8.2"\n\n'
+  printf '[ssh]\nidentity_files = ["%s"]\nknown_hosts = ["%s"]\nssh_config = ""\nport = 2222\n\n' "$work/client_key" "$work/known_hosts"
+  for i in $(seq 1 "$N"); do
+    ip=127.0.$(( (i + 1) / 250 )).$(( (i + 1) % 250 + 2 ))
+    addrs+=("$ip:2222")
+    printf '[[nodes]]\nname = "n%03d"\nip = "%s"\n' "$i" "$ip"
+    [ "$i" = 1 ] && printf 'core = true\n'
+    printf '\n'
+    echo "[$ip]:2222 $(cut -d' ' -f1,2 "$work/host_key.pub")" >> "$work/known_hosts"
+  done
+} > "$work/inventory.toml"
+printf '%s\n' "${addrs[@]}" > "$work/addrs"
+
+cat > "$work/sshd_config" <<CFG
+Port 2222
+HostKey $work/host_key
+AuthorizedKeysFile $work/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile none
+MaxStartups 200
+LogLevel ERROR
+CFG
+
+# One private mount namespace for every node: a tmpfs over /root (no pyenv
+# .bashrc) and the generated store bound on /var/backups/bluemind.
+cat > "$work/ns.sh" <<NS
+set -e
+mount --make-rprivate /
+mount -t tmpfs tmpfs /root
+mount -t tmpfs tmpfs /var/backups 2>/dev/null || { mkdir -p /var/backups; mount -t tmpfs tmpfs /var/backups; }
+mkdir -p /var/backups/bluemind /run/sshd
+mount --bind $work/store /var/backups/bluemind
+while read -r a; do
+  /usr/sbin/sshd -f $work/sshd_config -o ListenAddress=\$a
+done < $work/addrs
+echo ready > $work/ready
+exec sleep infinity
+NS
+unshare -m --propagation private bash "$work/ns.sh" & echo $! > "$work/ns.pid"
+for _ in $(seq 1 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
+[ -f "$work/ready" ] || { echo "sshd nodes did not start" >&2; exit 1; }
+
+measure() { # label, command...
+  local out
+  out=$( { /usr/bin/time -f '%e %M %U %S' "${@:2}" >/dev/null 2>"$work/err"; } 2>&1; tail -1 "$work/err")
+  echo "$1 $out"
+}
+addrlist=$(paste -sd, "$work/addrs")
+echo "nodes: $N, rounds: $ROUNDS (best of)"
+best() { sort -n -k2 | head -1; }
+for r in $(seq 1 "$ROUNDS"); do
+  measure floor "$work/floor" -key "$work/client_key" -known-hosts "$work/known_hosts" -addrs "$addrlist" -cmd 'id -u'
+done | best > "$work/floor.res"
+for r in $(seq 1 "$ROUNDS"); do
+  measure prapush "$work/prapush" -i "$work/inventory.toml" verify --report-dir "$work/report-$r"
+done | best > "$work/prapush.res"
+read -r _ fw fr fu fs < "$work/floor.res"
+read -r _ pw pr pu ps < "$work/prapush.res"
+awk -v fw="$fw" -v fr="$fr" -v fu="$fu" -v fs="$fs" -v pw="$pw" -v pr="$pr" -v pu="$pu" -v ps="$ps" 'BEGIN {
+  printf "%-8s %10s %12s %10s\n", "", "wall (s)", "peak RSS", "CPU (s)"
+  printf "%-8s %10.2f %9.1f MB %10.2f\n", "floor", fw, fr/1024, fu+fs
+  printf "%-8s %10.2f %9.1f MB %10.2f\n", "prapush", pw, pr/1024, pu+ps
+  printf "ratio    wall %.2fx (target <= 1.3x)   RSS %.1f MB (target <= 40 MB)   CPU %.2fx\n", pw/fw, pr/1024, (pu+ps)/(fu+fs)
+}'
+grep -h '"verdict"' "$work"/report-1/report.json | head -1 || true

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prapush/prapush/inventory"
+	"github.com/prapush/prapush/report"
+	"github.com/prapush/prapush/tasks"
+	"github.com/prapush/prapush/transport"
+)
+
+// busyChecks are the check ids whose failure means "something is already
+// running" (exit 5) rather than "not ready" (exit 1).
+var busyChecks = map[string]bool{"backup.idle": true, "restore.idle": true}
+
+func (a *app) cmdVerify(ctx context.Context, args []string) error {
+	var generation string
+	rest, err := a.parseCommandFlags("verify", args, func(fs flagSet) {
+		fs.StringVar(&generation, "generation", "", "")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageErr("verify: unexpected argument %q", rest[0])
+	}
+	inv, nodes, err := a.loadInventory()
+	if err != nil {
+		return err
+	}
+	au, err := a.newAuthenticator(nodes)
+	if err != nil {
+		return err
+	}
+	defer au.Close()
+
+	started := time.Now()
+	runID := newRunID(started)
+	res, verr := tasks.Verify(ctx, tasks.Options{
+		Inventory:  inv,
+		Nodes:      nodes,
+		Dial:       a.dialer(au),
+		Parallel:   a.g.parallel,
+		Observer:   a.observer(),
+		Generation: generation,
+		RunID:      runID,
+	})
+	if res == nil {
+		return verr
+	}
+	rep := a.newReport("verify", runID, inv, started)
+	fillNodes(rep, res.Nodes)
+	rep.ArchitectureChecks = convertChecks(res.Architecture)
+	code := a.verdict(rep, res.Nodes, res.Architecture)
+	if verr != nil {
+		code = worstExit(code, interruptCode(ctx))
+		rep.Notes = append(rep.Notes, "run stopped early: "+verr.Error())
+	}
+	a.finish(rep, code)
+	a.printVerify(rep)
+	if err := a.writeReport(a.reportDir(runID), rep); err != nil {
+		return err
+	}
+	if code != exitOK {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// interruptCode is the exit code of a run cut short by ctx.
+func interruptCode(ctx context.Context) int {
+	if errors.Is(context.Cause(ctx), errRunTimeout) {
+		return exitTimeout
+	}
+	return exitInterrupted
+}
+
+func (a *app) newReport(command, runID string, inv *inventory.Inventory, started time.Time) *report.Report {
+	rep := &report.Report{
+		Schema:    report.Schema,
+		RunID:     runID,
+		Command:   command,
+		StartedAt: started.UTC(),
+		Inventory: report.Inventory{Path: inv.Path, SHA256: inv.SHA256, Architecture: inv.Architecture.Name},
+		Nodes:     []report.Node{},
+	}
+	if inv.Architecture.RTO > 0 {
+		rep.RTO = &report.RTO{TargetS: int64(inv.Architecture.RTO / time.Second)}
+	}
+	return rep
+}
+
+func (a *app) finish(rep *report.Report, code int) {
+	rep.FinishedAt = time.Now().UTC()
+	rep.ExitCode = code
+	rep.Verdict = report.VerdictPass
+	if code != exitOK {
+		rep.Verdict = report.VerdictFail
+	}
+	if rep.ArchitectureChecks == nil {
+		rep.ArchitectureChecks = []report.Check{}
+	}
+	if rep.PostOperations == nil {
+		rep.PostOperations = []report.PostOp{}
+	}
+}
+
+func convertChecks(cs []tasks.CheckResult) []report.Check {
+	out := make([]report.Check, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, report.Check{ID: c.ID, Node: c.Node, Status: string(c.Status), Message: c.Message, DurationMS: c.Duration.Milliseconds()})
+	}
+	return out
+}
+
+func fillNodes(rep *report.Report, nodes []tasks.NodeResult) {
+	for _, n := range nodes {
+		rep.Nodes = append(rep.Nodes, report.Node{
+			Name:      n.Node.Name,
+			Address:   n.Node.Address,
+			IP:        n.Node.IP.String(),
+			Reachable: n.Reachable,
+			Stage:     n.Node.Stage,
+			Checks:    convertChecks(n.Checks),
+		})
+	}
+}
+
+// verdict computes the exit code of a check run per the spec's table and
+// priority: connection failures 3, something already running 5, a failed
+// check 1 (a warning too with --strict). With --strict, warnings are
+// recorded as failures in the report so that every rendering agrees.
+func (a *app) verdict(rep *report.Report, nodes []tasks.NodeResult, arch []tasks.CheckResult) int {
+	codes := []int{}
+	for _, n := range nodes {
+		if n.DialErr != nil && (errors.Is(n.DialErr, transport.ErrUnreachable) || errors.Is(n.DialErr, transport.ErrAuth) || errors.Is(n.DialErr, transport.ErrHostKey)) {
+			codes = append(codes, exitUnreachable)
+		}
+	}
+	mark := func(cs []report.Check) {
+		for i := range cs {
+			c := &cs[i]
+			if c.Status == "warn" && a.g.strict {
+				c.Status = "fail"
+				c.Message = "(strict) " + c.Message
+			}
+			if c.Status != "fail" {
+				continue
+			}
+			if busyChecks[c.ID] {
+				codes = append(codes, exitBusy)
+			} else {
+				codes = append(codes, exitFailed)
+			}
+		}
+	}
+	for i := range rep.Nodes {
+		mark(rep.Nodes[i].Checks)
+	}
+	mark(rep.ArchitectureChecks)
+	return worstExit(codes...)
+}
+
+// printVerify prints the results: JSON (the report itself) or node-prefixed
+// lines and a summary.
+func (a *app) printVerify(rep *report.Report) {
+	if a.g.output == "json" {
+		_ = report.WriteJSON(a.env.Stdout, rep)
+		return
+	}
+	p := painter{on: a.useColor()}
+	width := len("architecture")
+	for _, n := range rep.Nodes {
+		width = max(width, len(n.Name))
+	}
+	for _, n := range rep.Nodes {
+		printChecks(a.env.Stdout, p, width, n.Name, n.Checks, a.g.verbose)
+	}
+	printChecks(a.env.Stdout, p, width, "architecture", rep.ArchitectureChecks, a.g.verbose)
+	fmt.Fprintln(a.env.Stdout)
+	for _, n := range rep.Nodes {
+		var pass, warn, fail, skip int
+		for _, c := range n.Checks {
+			switch c.Status {
+			case "pass":
+				pass++
+			case "warn":
+				warn++
+			case "fail":
+				fail++
+			case "skip":
+				skip++
+			}
+		}
+		state := p.status("pass")
+		switch {
+		case !n.Reachable:
+			state = p.status("fail") + " (unreachable)"
+		case fail > 0:
+			state = p.status("fail")
+		case warn > 0:
+			state = p.status("warn")
+		}
+		fmt.Fprintf(a.env.Stdout, "%-*s  stage %d  %s  %d pass, %d warn, %d fail, %d skip\n", width, n.Name, n.Stage, state, pass, warn, fail, skip)
+	}
+	verdict := p.paint("READY", colorGreen...)
+	if rep.Verdict != report.VerdictPass {
+		verdict = p.paint("NOT READY", colorRed...)
+	}
+	fmt.Fprintf(a.env.Stdout, "%s: %s (exit %d)\n", rep.Command, verdict, rep.ExitCode)
+}
+
+// observer returns the progress observer for the live view. Plain
+// node-prefixed progress lines go to stderr with -v.
+func (a *app) observer() tasks.Observer {
+	if !a.g.verbose {
+		return tasks.NopObserver{}
+	}
+	return &lineObserver{w: a.env.Stderr}
+}
+
