@@ -85,4 +85,3 @@ func fail(err error) {
 	fmt.Fprintln(os.Stderr, "floor:", err)
 	os.Exit(2)
 }
-

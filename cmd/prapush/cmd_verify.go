@@ -221,4 +221,3 @@ func (a *app) observer() tasks.Observer {
 	}
 	return &lineObserver{w: a.env.Stderr}
 }
-
