@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 )
 
@@ -228,5 +227,3 @@ type app struct {
 	g   *globals
 	env *Env
 }
-
-func joinWords(ws []string) string { return strings.Join(ws, " ") }
