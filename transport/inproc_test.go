@@ -237,16 +237,17 @@ func TestDial_CancelledContextReturnsItsCause(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	cause := errors.New("run aborted")
+	ctx, cancel := context.WithCancelCause(t.Context())
 	go func() {
 		c, err := ln.Accept()
 		if err == nil {
 			defer c.Close()
+			// Cancel while the client waits for the server's banner.
+			cancel(cause)
 			io.Copy(io.Discard, c)
 		}
 	}()
-	cause := errors.New("run aborted")
-	ctx, cancel := context.WithCancelCause(t.Context())
-	go func() { time.Sleep(50 * time.Millisecond); cancel(cause) }()
 	_, err = transport.Dial(ctx, transport.Target{
 		Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port,
 		HostKeyPolicy: transport.Pinned, PinnedKey: "SHA256:none",

@@ -147,10 +147,13 @@ func StartSSHDs(t testing.TB, n int, opts SSHDOptions) []*SSHD {
 		dirs[i] = t.TempDir()
 	}
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, startParallel)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			o := opts
 			k := i + 2
 			o.IP = fmt.Sprintf("127.0.%d.%d", k/256, k%256)
@@ -170,6 +173,10 @@ func StartSSHDs(t testing.TB, n int, opts SSHDOptions) []*SSHD {
 	}
 	return ds
 }
+
+// startParallel bounds concurrent sshd start-ups: beyond a few, they only
+// contend for the CPUs.
+var startParallel = 16
 
 func startSSHD(dir string, opts SSHDOptions) (*SSHD, error) {
 	if opts.IP == "" {
@@ -266,6 +273,13 @@ func namespaceScript(dir string, opts SSHDOptions) (string, error) {
 		return nil
 	}
 	if len(opts.Users) > 0 {
+		// Users read the authorized_keys file and live under dir: let
+		// them traverse it and its parent (t.TempDir makes both 0700).
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				return "", err
+			}
+		}
 		passwd, err := os.ReadFile("/etc/passwd")
 		if err != nil {
 			return "", err
@@ -311,7 +325,13 @@ func namespaceScript(dir string, opts SSHDOptions) (string, error) {
 		}
 	}
 	if len(opts.Hosts) > 0 {
-		hosts := "127.0.0.1 localhost\n"
+		// Start from the host's file: it resolves the machine's own
+		// name, which sudo looks up (no DNS query must leave loopback).
+		base, err := os.ReadFile("/etc/hosts")
+		if err != nil {
+			return "", err
+		}
+		hosts := string(base) + "\n"
 		for name, ip := range opts.Hosts {
 			hosts += ip + " " + name + "\n"
 		}
