@@ -38,6 +38,21 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("key %s at line %d of %d", k, l, nlines)
 				}
 			}
+			// Same count is not enough: each key event must sit on a line
+			// that spells the key the toml package names.
+			srcLines := strings.Split(strings.TrimPrefix(src, "\xef\xbb\xbf"), "\n")
+			keys := md.Keys()
+			k := 0
+			for _, ev := range scanKeyLines(src) {
+				if ev.kind == evArrayElem {
+					continue
+				}
+				last := keys[k][len(keys[k])-1]
+				if bareKey.MatchString(last) && !strings.Contains(srcLines[ev.line-1], last) {
+					t.Fatalf("key %v placed on line %d: %q", keys[k], ev.line, srcLines[ev.line-1])
+				}
+				k++
+			}
 		}
 
 		if err != nil {
