@@ -45,7 +45,7 @@ type junitMessage struct {
 // testcase whose system-out carries the message, unless the run is strict
 // (then the check itself is already a failure in r).
 func WriteJUnit(w io.Writer, r *Report) error {
-	out := junitSuites{Name: "prapush " + r.Command + " " + r.Inventory.Architecture}
+	out := junitSuites{Name: SanitizeText("prapush " + r.Command + " " + r.Inventory.Architecture)}
 	add := func(s *junitSuite, c junitCase) {
 		s.Tests++
 		switch {
@@ -57,14 +57,14 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		s.Cases = append(s.Cases, c)
 	}
 	checkCase := func(class string, c Check) junitCase {
-		jc := junitCase{Name: c.ID, Classname: class, Time: seconds(c.DurationMS)}
+		jc := junitCase{Name: SanitizeText(c.ID), Classname: SanitizeText(class), Time: seconds(c.DurationMS)}
 		switch c.Status {
 		case "fail":
-			jc.Failure = &junitMessage{Message: c.Message, Type: "check", Body: c.Message}
+			jc.Failure = &junitMessage{Message: SanitizeText(c.Message), Type: "check", Body: SanitizeText(c.Message)}
 		case "skip":
-			jc.Skipped = &junitMessage{Message: c.Message}
+			jc.Skipped = &junitMessage{Message: SanitizeText(c.Message)}
 		case "warn":
-			jc.SystemOut = "warning: " + c.Message
+			jc.SystemOut = "warning: " + SanitizeText(c.Message)
 		}
 		return jc
 	}
@@ -76,14 +76,14 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		out.Suites = append(out.Suites, s)
 	}
 	for _, n := range r.Nodes {
-		s := junitSuite{Name: n.Name}
+		s := junitSuite{Name: SanitizeText(n.Name)}
 		var ms int64
 		for _, c := range n.Checks {
 			ms += c.DurationMS
 			add(&s, checkCase(n.Name, c))
 		}
 		if n.Restore != nil {
-			jc := junitCase{Name: "restore", Classname: n.Name}
+			jc := junitCase{Name: "restore", Classname: SanitizeText(n.Name)}
 			if !n.Restore.StartedAt.IsZero() && !n.Restore.EndedAt.IsZero() {
 				d := n.Restore.EndedAt.Sub(n.Restore.StartedAt).Milliseconds()
 				ms += d
@@ -92,7 +92,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			if n.Restore.Status != "success" {
 				msg := "restore " + n.Restore.Status
 				if last := lastStep(n.Restore.Steps); last != "" {
-					msg += " at step " + last
+					msg += " at step " + SanitizeText(last)
 				}
 				jc.Failure = &junitMessage{Message: msg, Type: "restore", Body: msg}
 			}
@@ -104,12 +104,12 @@ func WriteJUnit(w io.Writer, r *Report) error {
 	if len(r.PostOperations) > 0 {
 		s := junitSuite{Name: "post-operations"}
 		for _, p := range r.PostOperations {
-			jc := junitCase{Name: p.ID, Classname: "post-operations"}
+			jc := junitCase{Name: SanitizeText(p.ID), Classname: "post-operations"}
 			switch p.Status {
 			case "fail":
-				jc.Failure = &junitMessage{Message: p.Message, Type: "post-operation", Body: p.Message}
+				jc.Failure = &junitMessage{Message: SanitizeText(p.Message), Type: "post-operation", Body: SanitizeText(p.Message)}
 			case "skip":
-				jc.Skipped = &junitMessage{Message: p.Message}
+				jc.Skipped = &junitMessage{Message: SanitizeText(p.Message)}
 			}
 			add(&s, jc)
 		}
