@@ -287,14 +287,16 @@ func TestCheckRestorePostgreSQL(t *testing.T) {
 func TestCheckRestoreIdle(t *testing.T) {
 	runCheckCases(t, checkRestoreIdle, []checkCase{
 		{name: "idle", want: Pass},
-		{name: "script running", mutate: func(fx *fleetFixture) { core(fx).RestoreProcesses = []string{"77 /usr/bin/python -u bm-pra-restore.py"} }, want: Fail, msg: "77"},
+		{name: "script running", mutate: func(fx *fleetFixture) {
+			core(fx).RestoreProcesses = []string{"77 /usr/bin/python -u bm-pra-restore.py"}
+		}, want: Fail, msg: "77"},
 		{name: "prapush run live", mutate: func(fx *fleetFixture) { core(fx).LiveRuns = []string{"/var/lib/prapush/runs/20260101-x"} }, want: Fail, msg: "runs/"},
 	})
 }
 
 func TestCheckDiskSpace(t *testing.T) {
 	runCheckCases(t, checkDiskSpace, []checkCase{
-		{name: "enough", gen: "312", mutate: func(fx *fleetFixture) { setAvail(core(fx), 1 << 30) }, want: Pass},
+		{name: "enough", gen: "312", mutate: func(fx *fleetFixture) { setAvail(core(fx), 1<<30) }, want: Pass},
 		{name: "short for cyrus", gen: "312", mutate: func(fx *fleetFixture) {
 			setAvail(core(fx), 1<<30)
 			core(fx).DiskAvailMB["/var/spool/cyrus"] = 100

@@ -154,4 +154,3 @@ func (c *localConn) Upload(ctx context.Context, path string, data []byte, mode f
 }
 
 func (c *localConn) Close() error { c.closed = true; return nil }
-
