@@ -24,7 +24,7 @@ const (
 	evTable      eventKind = iota // [a.b]
 	evArrayTable                  // [[a.b]]
 	evKeyValue                    // a.b = v (top level or inside an inline table)
-	evArrayElem                   // "{" of an inline table inside an array: not a key
+	evArrayElem                   // an element of an inline array: not a key
 )
 
 // event is one key definition (or inline array element) and its line.
@@ -165,10 +165,13 @@ func (sc *keyScanner) keyValue() {
 		sc.i++
 	}
 	idx := sc.emit(evKeyValue, start, 0)
-	sc.value(idx)
+	sc.value(idx, true)
 }
 
-func (sc *keyScanner) value(owner int) {
+// value skips a value. The elements of an array directly under key number
+// owner are emitted (top); those of nested arrays are not, as the toml package
+// does not index them either.
+func (sc *keyScanner) value(owner int, top bool) {
 	sc.skipBlank(false)
 	if sc.eof() {
 		return
@@ -177,7 +180,7 @@ func (sc *keyScanner) value(owner int) {
 	case '"', '\'':
 		sc.skipString()
 	case '[':
-		sc.array(owner)
+		sc.array(owner, top)
 	case '{':
 		sc.inlineTable()
 	default:
@@ -196,7 +199,7 @@ func (sc *keyScanner) scalar() {
 	}
 }
 
-func (sc *keyScanner) array(owner int) {
+func (sc *keyScanner) array(owner int, top bool) {
 	sc.i++
 	for {
 		sc.skipBlank(true)
@@ -209,11 +212,19 @@ func (sc *keyScanner) array(owner int) {
 			return
 		case ',':
 			sc.i++
-		case '{':
-			sc.emit(evArrayElem, sc.i, owner)
-			sc.inlineTable()
 		default:
-			sc.value(owner)
+			if top {
+				sc.emit(evArrayElem, sc.i, owner)
+			}
+			sc.value(owner, false)
+			// Skip the time half of a datetime element.
+			for {
+				sc.skipBlank(false)
+				if sc.eof() || strings.ContainsRune(",]\n\r#", rune(sc.s[sc.i])) {
+					break
+				}
+				sc.scalar()
+			}
 		}
 	}
 }

@@ -39,7 +39,7 @@ list = [ "]", { k = 1 },
 		"nodes[0].ssh_opts": 10, "nodes[0].ssh_opts.port": 11,
 		"nodes[1]": 12, "nodes[1].name": 13, "nodes[1].ip": 14, "nodes[1].ip.v4": 14,
 		"nodes[1].inline": 15, "nodes[1].inline.x": 15, "nodes[1].inline.y": 15, "nodes[1].inline.y.z": 15, "nodes[1].inline.w": 15,
-		"nodes[1].list": 16, "nodes[1].list[0]": 16, "nodes[1].list[0].k": 16, "nodes[1].list[1]": 18, "nodes[1].list[1].k": 18,
+		"nodes[1].list": 16, "nodes[1].list[0]": 16, "nodes[1].list[1]": 16, "nodes[1].list[1].k": 16, "nodes[1].list[2]": 18, "nodes[1].list[2].k": 18,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("keyLines =\n%v\nwant\n%v", got, want)

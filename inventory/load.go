@@ -474,10 +474,18 @@ func (c *checker) nodes(root *table, inv *Inventory) []Node {
 		c.addf("nodes", "no nodes: add one [[nodes]] table per server")
 		return nil
 	}
-	var elems []map[string]any
+	// Keys keep the index of the element in the file, so that lines match
+	// even when some elements of an inline array are not tables.
+	type elem struct {
+		key string
+		m   map[string]any
+	}
+	var elems []elem
 	switch arr := v.(type) {
 	case []map[string]any:
-		elems = arr
+		for i, m := range arr {
+			elems = append(elems, elem{indexPath("nodes", i), m})
+		}
 	case []any:
 		for i, e := range arr {
 			m, ok := e.(map[string]any)
@@ -485,7 +493,7 @@ func (c *checker) nodes(root *table, inv *Inventory) []Node {
 				c.wrongType(indexPath("nodes", i), e, "a table")
 				continue
 			}
-			elems = append(elems, m)
+			elems = append(elems, elem{indexPath("nodes", i), m})
 		}
 	default:
 		c.wrongType("nodes", v, "an array of tables ([[nodes]])")
@@ -500,9 +508,9 @@ func (c *checker) nodes(root *table, inv *Inventory) []Node {
 	metas := make([]nodeMeta, 0, len(elems))
 	byName := map[string]int{}
 	byIP := map[netip.Addr]int{}
-	for i, m := range elems {
-		key := indexPath("nodes", i)
-		n, meta := c.node(newTable(key, m), inv)
+	for i, e := range elems {
+		key := e.key
+		n, meta := c.node(newTable(key, e.m), inv)
 		meta.key = key
 		// Names differing only in case are duplicates too: they name report
 		// files, which would collide on a case-insensitive file system.
@@ -515,7 +523,7 @@ func (c *checker) nodes(root *table, inv *Inventory) []Node {
 		}
 		if n.IP.IsValid() {
 			if j, dup := byIP[n.IP]; dup {
-				c.addf(joinPath(key, "ip"), "duplicate ip %s (also node %q, line %d)", n.IP, nodes[j].Name, nodes[j].Line)
+				c.addf(joinPath(key, "ip"), "duplicate ip %s (also node %s, line %d)", n.IP, label(nodes[j], metas[j]), nodes[j].Line)
 			} else {
 				byIP[n.IP] = i
 			}

@@ -262,7 +262,7 @@ func TestParse_ReportsEachProblemWithFileLineAndKey(t *testing.T) {
 		{"bad policy", doc(nodeA, core) + "[ssh]\nhost_key_policy = \"tofu\"\n", 13, "ssh.host_key_policy", "strict"},
 		{"bad jump", doc(nodeA, core) + "[ssh]\njump = \"ops@bastion:0\"\n", 13, "ssh.jump", "invalid jump host"},
 		{"empty jump hop", doc(nodeA, core) + "[ssh]\njump = \"a,,b\"\n", 13, "ssh.jump", "empty hop"},
-		{"empty identity file", doc(nodeA, core) + "[ssh]\nidentity_files = [\"~/.ssh/a\", \"\"]\n", 13, "ssh.identity_files[1]", "must not be empty"},
+		{"empty identity file", doc(nodeA, core) + "[ssh]\nidentity_files = [\n  \"~/.ssh/a\",\n  \"\",\n]\n", 15, "ssh.identity_files[1]", "must not be empty"},
 		{"identity_files not an array", doc(nodeA, core) + "[ssh]\nidentity_files = \"~/.ssh/a\"\n", 13, "ssh.identity_files", "must be an array of strings"},
 		{"unknown node key", doc(nodeA+"colour = \"red\"\n", core), 8, "nodes[0].colour", "unknown key"},
 		{"missing node name", doc("[[nodes]]\nip = \"10.0.0.1\"\n", core), 5, "nodes[0].name", "required key is missing"},
@@ -292,6 +292,8 @@ func TestParse_ReportsEachProblemWithFileLineAndKey(t *testing.T) {
 		{"node override wrong type", doc(nodeA, core+"become = true\n"), 12, "nodes[1].become", "must be a string, not a boolean"},
 		{"empty tag", doc(nodeA+"tags = [\"bm/es\", \" \"]\n", core), 8, "nodes[0].tags[1]", "must not be empty"},
 		{"address with space", doc(nodeA+"address = \"a b\"\n", core), 8, "nodes[0].address", "invalid address"},
+		{"inline node not a table", "nodes = [\n  \"a\",\n  {name = \"c\", ip = \"10.0.0.2\", core = true, colour = 1},\n]\n" + arch, 2, "nodes[0]", "must be a table, not a string"},
+		{"inline node after a non-table", "nodes = [\n  \"a\",\n  {name = \"c\", ip = \"10.0.0.2\", core = true, colour = 1},\n]\n" + arch, 3, "nodes[1].colour", "unknown key"},
 		{"inline node table key", "nodes = [\n  {name = \"a\", ip = \"10.0.0.1\"},\n  {name = \"c\", ip = \"10.0.0.2\", core = true, colour = 1},\n]\n" + arch, 3, "nodes[1].colour", "unknown key"},
 	}
 	for _, tt := range tests {
