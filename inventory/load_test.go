@@ -395,3 +395,11 @@ func TestCheckJump_AcceptsProxyJumpSyntaxOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestParse_CRLFAndBOMKeepLines(t *testing.T) {
+	src := "\xef\xbb\xbf" + strings.ReplaceAll(doc(nodeA, core+"colour = 1\n"), "\n", "\r\n")
+	ps := problems(t, src)
+	if len(ps) != 1 || ps[0].Line != 12 || ps[0].Key != "nodes[1].colour" {
+		t.Errorf("problems = %v", ps)
+	}
+}
