@@ -293,7 +293,7 @@ cmd_view() {
 		mkdir -p "$STATE/views"
 		cp -a "$STATE/backup" "$dir"
 		local newest
-		newest=$(cd "$dir" && ls generation-*.json 2>/dev/null | sort -t- -k2 -n | tail -n1 || true)
+		newest=$(find "$dir" -maxdepth 1 -name 'generation-*.json' -printf '%f\n' | sort -t- -k2 -n | tail -n1)
 		[[ -z $newest ]] || rm -f "$dir/$newest"
 	fi
 	recreate "$n" "STORE=$dir"

@@ -145,7 +145,9 @@ func TestVerify_Faults(t *testing.T) {
 			inject: func(t *testing.T, lab *labtest.Lab) string {
 				// mail is still reached at its address, but the inventory
 				// claims the backup knows it as another IP.
-				return lab.EditInventory(t, "mail", "ip", `"172.29.77.22"`)
+				ip := lab.IP(t, "mail")
+				other := ip[:strings.LastIndex(ip, ".")] + ".22"
+				return lab.EditInventory(t, "mail", "ip", `"`+other+`"`)
 			},
 			want: []want{{"mail", "host.ip", "fail"}, {"files", "host.ip", "pass"}},
 			exit: 1,

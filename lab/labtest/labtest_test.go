@@ -1,0 +1,62 @@
+package labtest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const inv = `[architecture]
+name = "lab"
+
+[ssh]
+user = "root"
+
+[[nodes]]
+name = "core"
+ip = "10.9.0.11"
+address = "10.9.0.11"
+core = true
+
+[[nodes]]
+name = "mail"
+ip = "10.9.0.12"
+address = "10.9.0.12"
+`
+
+func fakeLab(t *testing.T) *Lab {
+	t.Helper()
+	state := t.TempDir()
+	if err := os.WriteFile(filepath.Join(state, "inventory.toml"), []byte(inv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &Lab{state: state, dirty: map[string]bool{}}
+}
+
+func TestIP_ReadsTheNodesIPFromTheInventory(t *testing.T) {
+	l := fakeLab(t)
+	if got := l.IP(t, "mail"); got != "10.9.0.12" {
+		t.Errorf("IP(mail) = %q", got)
+	}
+	if got := l.IP(t, "core"); got != "10.9.0.11" {
+		t.Errorf("IP(core) = %q", got)
+	}
+}
+
+func TestEditInventory_ChangesOnlyThatNodesKey(t *testing.T) {
+	l := fakeLab(t)
+	p := l.EditInventory(t, "mail", "ip", `"10.9.0.22"`)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	want := strings.Replace(inv, `ip = "10.9.0.12"`, `ip = "10.9.0.22"`, 1)
+	if got != want {
+		t.Errorf("edited inventory:\n%s\nwant:\n%s", got, want)
+	}
+	if orig, _ := os.ReadFile(l.InventoryPath()); string(orig) != inv {
+		t.Error("the lab's own inventory was modified")
+	}
+}
