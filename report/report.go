@@ -1,5 +1,5 @@
 // Package report is presentation only: the report files of a run
-// (report.json, junit.xml, report.md, logs/) and the terminal views. It
+// (report.json, junit.xml, report.md, report.html, logs/) and the terminal views. It
 // never talks to nodes.
 package report
 
@@ -146,6 +146,7 @@ func WriteDir(dir string, r *Report) error {
 		{FileJSON, WriteJSON},
 		{FileJUnit, WriteJUnit},
 		{FileMD, WriteMarkdown},
+		{FileHTML, WriteHTML},
 	}
 	for _, w := range writers {
 		if err := writeAtomic(filepath.Join(dir, w.name), func(f io.Writer) error { return w.write(f, r) }); err != nil {

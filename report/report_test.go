@@ -183,3 +183,28 @@ func TestReadJSON_RefusesAnotherSchema(t *testing.T) {
 		t.Errorf("ReadJSON of another schema: err = %v", err)
 	}
 }
+
+func TestWriteHTML_IsSelfContainedAndEscaped(t *testing.T) {
+	r := sample()
+	t0 := r.StartedAt
+	r.Command = "restore"
+	r.Nodes[0].Restore.Steps = append(r.Nodes[0].Restore.Steps, Step{Name: "Starting BlueMind services", Status: "ok", StartedAt: t0.Add(time.Second), EndedAt: t0.Add(3 * time.Second)})
+	var b bytes.Buffer
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`id="verdict"`, `id="nodes"`, `id="timeline"`, "<rect class=\"fail\"", "Manual checklist", `href="logs/core.log"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<script", "\x1b", "\u202e", "<link", "src=", "@import", "url(", "https://"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("report.html contains %q (not self-contained or not escaped)", bad)
+		}
+	}
+	if !strings.Contains(out, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("the hostile message is not shown escaped")
+	}
+}

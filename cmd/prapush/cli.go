@@ -20,7 +20,7 @@ Commands:
   verify              check every prerequisite of the procedure on every node; exit 0 = ready
   generations         generations seen by each node, and which are restorable on ALL nodes
   exec -- CMD...      run CMD on the selected nodes, output prefixed per node
-  report render FILE.json --format md|junit|json
+  report render FILE.json --format html|md|junit|json
                       re-render a saved report to standard output
   version             print the version
   restore, attach, status, post
@@ -51,7 +51,7 @@ Exit codes:
   130  interrupted by the operator
   When several apply: 2 > 3 > 5 > 4 > 1 > 130 > 6.
 
-Reports: verify, generations and exec write report.json, junit.xml, report.md and logs/ into the
+Reports: verify, generations and exec write report.json, junit.xml, report.md, report.html and logs/ into the
 report directory, even when nodes fail; the path is printed last.
 `
 

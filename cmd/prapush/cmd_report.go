@@ -15,7 +15,7 @@ func (a *app) cmdReport(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(rest) != 2 || rest[0] != "render" {
-		return usageErr("usage: prapush report render FILE.json --format md|junit|json")
+		return usageErr("usage: prapush report render FILE.json --format html|md|junit|json")
 	}
 	r, err := report.ReadJSON(rest[1])
 	if err != nil {
@@ -29,7 +29,7 @@ func (a *app) cmdReport(ctx context.Context, args []string) error {
 	case "json":
 		return report.WriteJSON(a.env.Stdout, r)
 	case "html":
-		return usageErr("report render: --format html is not in this version yet (md, junit, json are)")
+		return report.WriteHTML(a.env.Stdout, r)
 	}
-	return usageErr("report render: --format must be md, junit or json")
+	return usageErr("report render: --format must be html, md, junit or json")
 }
