@@ -325,7 +325,7 @@ func TestHangStep_SpinsForever(t *testing.T) {
 	out := run{variant: "bm4es", store: store, stdin: "2\n",
 		knobs: knobs("STEP_SECONDS", "0.01", "HANG_STEP", "Waiting for ES cluster is up")}.stream(t)
 	frames := 0
-	for frames < 300 {
+	for frames < 100 {
 		seg, err := out.ReadString('\r')
 		if err != nil {
 			t.Fatalf("after %d frames: %v", frames, err)
