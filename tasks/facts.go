@@ -261,10 +261,13 @@ func ParseFacts(out []byte) (*Facts, error) {
 			f.PartDirs = lines(v)
 		case "procs":
 			for _, l := range lines(v) {
-				if strings.Contains(l, "bm-pra-restore") {
-					f.RestoreProcesses = append(f.RestoreProcesses, l)
-				} else {
-					f.RsyncProcesses = append(f.RsyncProcesses, l)
+				kind, proc, _ := strings.Cut(l, " ")
+				proc = strings.Join(strings.Fields(proc), " ")
+				switch kind {
+				case "restore":
+					f.RestoreProcesses = append(f.RestoreProcesses, proc)
+				case "rsync":
+					f.RsyncProcesses = append(f.RsyncProcesses, proc)
 				}
 			}
 		case "run.live":

@@ -33,6 +33,7 @@ type scriptRoots struct {
 	Runs  string // prapush run directories
 	Spool string // prefix of restoredPaths ("" in production)
 	IPs   string // "" = parse `ip addr`; else comma list (tests only)
+	PS    string // the ps command; "" = ps (tests use a fake to be hermetic)
 }
 
 var defaultRoots = scriptRoots{Store: StoreDir, Etc: "/etc", Runs: RunsDir}
@@ -101,8 +102,10 @@ if [ -d "$STORE" ]; then
   p="$STORE/dp_spool/rsync/"
   rec parts "$(for d in "$STORE"/dp_spool/rsync/*/*/*/*/; do [ -d "$d" ] && d=${d%/} && echo "${d#"$p"}"; done)"
 fi
-if has ps; then
-  rec procs "$(ps -eo pid=,args= 2>/dev/null | awk -v m=@@prapush -v s="$STORE" 'index($0, m) == 0 && (index($0, "bm-pra-restore") || (index($0, "rsync") && index($0, s)))' | head -n 20 | cut -c1-300)"
+if has "${PSCMD:-ps}"; then
+  # By command name, so that a shell or client merely mentioning the words
+  # (this script included) is not taken for a restore or a backup.
+  rec procs "$("${PSCMD:-ps}" -eo pid=,comm=,args= 2>/dev/null | awk -v s="$STORE" '($2 ~ /^python/ || $2 ~ /^bm-pra-restore/) && index($0, "bm-pra-restore") { print "restore " $0; next } $2 == "rsync" && index($0, s) { print "rsync " $0 }' | head -n 20 | cut -c1-300)"
 fi
 for d in "$RUNS"/*/; do
   [ -d "$d" ] || continue
@@ -142,6 +145,7 @@ func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, r
 	b.WriteString(setVar("ETC", r.Etc))
 	b.WriteString(setVar("RUNS", r.Runs))
 	b.WriteString(setVar("IPS", r.IPs))
+	b.WriteString(setVar("PSCMD", r.PS))
 	py := n.Python
 	if py == "" {
 		py = arch.Python

@@ -3,8 +3,10 @@ package tasks
 import (
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -159,4 +161,57 @@ func loadFacts(t testing.TB, name string) *Facts {
 		t.Fatalf("parse %s: %v", name, err)
 	}
 	return f
+}
+
+// TestFactsScript_SeesRunningRestoreAndBackup starts processes named like a
+// restore (python ... bm-pra-restore.py) and a backup (rsync into the
+// store), plus a prapush run dir with a live pid, and expects the facts to
+// report each, and nothing for a process that only mentions the words.
+func TestFactsScript_SeesRunningRestoreAndBackup(t *testing.T) {
+	dir := t.TempDir()
+	store := makeStore(t, dir)
+	node := makeNode(t, dir)
+	bin := filepath.Join(dir, "bin")
+	writeFile(t, filepath.Join(bin, "python"), "#!/bin/sh\nsleep 30\n", 0o755)
+	writeFile(t, filepath.Join(bin, "rsync"), "#!/bin/sh\nsleep 30\n", 0o755)
+	writeFile(t, filepath.Join(bin, "other"), "#!/bin/sh\nsleep 30\n", 0o755)
+	start := func(name string, args ...string) *exec.Cmd {
+		c := exec.Command(filepath.Join(bin, name), args...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+		return c
+	}
+	start("python", "-u", "bm-pra-restore.py")
+	start("rsync", "-rltDH", "/var/spool/cyrus/", store+"/dp_spool/rsync/192.168.10.11/mail/imap/3000/")
+	start("other", "bm-pra-restore.py", "rsync", store)
+	live := start("other")
+	writeFile(t, filepath.Join(node.Runs, "run-live", "pid"), strconv.Itoa(live.Process.Pid)+"\n", 0o600)
+	writeFile(t, filepath.Join(node.Runs, "run-dead", "pid"), "999999999\n", 0o600)
+	n := testNode("core", "192.168.10.11", true)
+	n.Python, n.RestoreScript = node.Python, node.Script
+	f, err := ParseFacts(runLocal(t, "sh", factsScript(node.roots(store, "192.168.10.11"), testArch(), n, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other processes of this machine may match too: count only ours.
+	mine := func(ps []string) (n int, other bool) {
+		for _, p := range ps {
+			if strings.Contains(p, bin) {
+				n++
+				other = other || strings.Contains(p, bin+"/other")
+			}
+		}
+		return n, other
+	}
+	if n, other := mine(f.RestoreProcesses); n != 1 || other {
+		t.Errorf("restore processes %q", f.RestoreProcesses)
+	}
+	if n, other := mine(f.RsyncProcesses); n != 1 || other {
+		t.Errorf("rsync processes %q", f.RsyncProcesses)
+	}
+	if len(f.LiveRuns) != 1 || !strings.HasSuffix(f.LiveRuns[0], "run-live") {
+		t.Errorf("live runs %q", f.LiveRuns)
+	}
 }

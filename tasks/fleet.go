@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,8 +68,17 @@ type NodeResult struct {
 type Fleet struct {
 	opts    Options
 	conns   []transport.Conn // like opts.Nodes; nil when not connected
-	results []NodeResult
+	base    []NodeResult     // the connect results
+	results []NodeResult     // the current phase's results
 }
+
+// Options returns the options the fleet was connected with.
+func (f *Fleet) Options() Options { return f.opts }
+
+// Conns returns the connections indexed like Options().Nodes, nil for a
+// node not connected. The slice is the caller's; the connections stay the
+// fleet's (Close closes them).
+func (f *Fleet) Conns() []transport.Conn { return slices.Clone(f.conns) }
 
 // Conn returns the connection of the i-th node of the options, or nil.
 func (f *Fleet) Conn(i int) transport.Conn { return f.conns[i] }
@@ -167,7 +177,13 @@ func connect(ctx context.Context, opts Options, probeUID bool) (*Fleet, []NodeRe
 		r.Facts = nil
 		obs.NodeEvent(n.Name, "connect", "done")
 	})
+	f.base = make([]NodeResult, len(f.results))
 	out := make([]NodeResult, len(f.results))
-	copy(out, f.results)
+	for i, r := range f.results {
+		r.Checks = slices.Clone(r.Checks)
+		f.base[i] = r
+		r.Checks = slices.Clone(r.Checks)
+		out[i] = r
+	}
 	return f, out
 }

@@ -248,13 +248,15 @@ func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string)
 
 // Generations reads the generation files of every node (one round trip per
 // node) and summarises them: what each node sees, the generations common to
-// all with identical content, and which of those are restorable.
+// all with identical content, and which of those are restorable. The
+// results hold ssh.connect (and ssh.privilege for a failed dial). The error
+// is only ctx's, returned with what was read before it ended.
 func Generations(ctx context.Context, opts Options) (*GenerationSummary, []NodeResult, error) {
 	f, _ := connect(ctx, opts, false)
 	defer f.Close()
 	gatherFacts(ctx, f, defaultRoots, "")
-	if err := ctx.Err(); err != nil {
-		return nil, f.results, fmt.Errorf("list generations: %w", context.Cause(ctx))
+	if ctx.Err() != nil {
+		return summarize(f.results), f.results, fmt.Errorf("list generations: %w", context.Cause(ctx))
 	}
 	return summarize(f.results), f.results, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,15 +28,33 @@ const probeTries = 5
 // (which also writes its probe file), checks on every node that the other
 // probes are visible (second round trip), removes the probes (third),
 // evaluates every check, and closes the connections. A node's failure is a
-// result, not an error; the error is only ctx's.
+// result, not an error; the error is only ctx's, and comes with the report
+// of what was gathered before ctx ended.
 func Verify(ctx context.Context, opts Options) (*Report, error) {
 	return verify(ctx, opts, defaultRoots, probeTries)
 }
 
 func verify(ctx context.Context, opts Options, roots scriptRoots, tries int) (*Report, error) {
-	obs := opts.observer()
 	f, _ := connect(ctx, opts, false)
 	defer f.Close()
+	return f.verify(ctx, roots, tries)
+}
+
+// Verify runs verify's phases on the fleet's open connections and leaves
+// them open, so that a restore reuses them. Options.Generation and RunID are
+// the fleet's. Each call starts from the connect results again.
+func (f *Fleet) Verify(ctx context.Context) (*Report, error) {
+	return f.verify(ctx, defaultRoots, probeTries)
+}
+
+func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Report, error) {
+	opts := f.opts
+	obs := opts.observer()
+	f.results = make([]NodeResult, len(f.base))
+	for i, r := range f.base {
+		r.Checks = slices.Clone(r.Checks)
+		f.results[i] = r
+	}
 	start := time.Now()
 	gatherFacts(ctx, f, roots, opts.RunID)
 	factsTook := time.Since(start)
@@ -92,8 +111,11 @@ func verify(ctx context.Context, opts Options, roots scriptRoots, tries int) (*R
 			r.Facts.ProbeRmErr = errText(errors.Join(err, perr))
 		}
 	})
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("verify: %w", context.Cause(ctx))
+	// When ctx ends early the report is still built from what was
+	// gathered (the spec writes a report even for an interrupted run).
+	var ctxErr error
+	if ctx.Err() != nil {
+		ctxErr = fmt.Errorf("verify: %w", context.Cause(ctx))
 	}
 
 	rep := &Report{Nodes: f.results}
@@ -104,8 +126,9 @@ func verify(ctx context.Context, opts Options, roots scriptRoots, tries int) (*R
 	perNode := factsTook / time.Duration(max(1, len(f.results)))
 	for i := range rep.Nodes {
 		r := &rep.Nodes[i]
-		// ssh.privilege of a connected node is judged on the facts' uid.
-		if r.DialErr == nil {
+		// ssh.privilege of a connected node is judged on the facts' uid
+		// (unless Connect already ran id -u).
+		if r.DialErr == nil && !slices.ContainsFunc(r.Checks, func(c CheckResult) bool { return c.ID == CheckSSHPrivilege }) {
 			res := checkSSHPrivilege(r)
 			r.Checks = append(r.Checks, res)
 			obs.Check(res)
@@ -135,7 +158,7 @@ func verify(ctx context.Context, opts Options, roots scriptRoots, tries int) (*R
 	for _, c := range rep.Architecture {
 		obs.Check(c)
 	}
-	return rep, nil
+	return rep, ctxErr
 }
 
 // protectionSeconds returns the distinct protection times (s) of the
