@@ -482,3 +482,43 @@ func TestFamilyMarkers_GrepDetectsEachFamily(t *testing.T) {
 		t.Fatalf("markers:\n got %q\nwant %q", res.stdout, want)
 	}
 }
+
+func TestGenerations_BadJSONIgnoredDuplicatesCollapsedMissingKeyCrashes(t *testing.T) {
+	gens := standardGens()
+	dup := gens[0]
+	dup.ID = 399 // same protectionTime as 312
+	store := tree{gens: append(gens, dup), extra: map[string]string{"generation-398.json": "{bad"}}.write(t)
+	res := run{variant: "bm4es", store: store, knobs: knobs("MAX_MENUS", "1"), tz: "UTC"}.exec(t)
+	if res.rc != 99 || res.stdout != menuBytes("bm4es", time.UTC, gens[1], gens[0]) {
+		t.Errorf("rc %d menu %q", res.rc, res.stdout)
+	}
+	if !regexp.MustCompile(`^Ignoring file: /var/backups/bluemind/generation-398\.json - .+\n$`).MatchString(res.stderr) {
+		t.Errorf("stderr %q", res.stderr)
+	}
+
+	store = tree{gens: gens, extra: map[string]string{"generation-397.json": `{"id":397,"withErrors":false}`}}.write(t)
+	res = run{variant: "bm4es", store: store, knobs: knobs(), stdin: "1\n"}.exec(t)
+	if res.rc != 1 || !strings.HasSuffix(res.stderr, "KeyError: 'protectionTime'\n") {
+		t.Errorf("missing protectionTime: rc %d stderr %q", res.rc, res.stderr)
+	}
+}
+
+func TestGenerations_AllInvalidGivesAPromptThatCannotBeSatisfied(t *testing.T) {
+	store := tree{extra: map[string]string{"generation-1.json": "nope",
+		"dp_spool/rsync/" + coreIP + "/bm/conf/1/x": ""}}.write(t)
+	res := run{variant: "bm4", store: store, knobs: knobs("MAX_MENUS", "3"), stdin: "1\n0\n\n"}.exec(t)
+	if res.rc != 99 || res.stdout != strings.Repeat("\nChoose backup generation to restore (1-0): \n", 3) {
+		t.Errorf("rc %d stdout %q", res.rc, res.stdout)
+	}
+}
+
+func TestOutput_ClosedStdoutKillsTheRestoreWithBrokenPipe(t *testing.T) {
+	store := tree{gens: standardGens()}.write(t)
+	res := run{variant: "bm4es", store: store, knobs: knobs(), stdin: "2\n",
+		invoke: `cd /usr/share/bm-node && bash -c 'python bm-pra-restore.py | head -c 300 >/dev/null; echo "rc=${PIPESTATUS[0]}"'`,
+		after:  []string{"test -e /var/lib/fake-bm-pra/last-restore.json && echo finished || echo unfinished"}}.exec(t)
+	if res.stdout != "rc=1\n" || !strings.HasSuffix(res.stderr, "IOError: [Errno 32] Broken pipe\n") ||
+		res.after[0] != "unfinished\n" {
+		t.Errorf("stdout %q stderr %q after %q", res.stdout, res.stderr, res.after)
+	}
+}
