@@ -215,3 +215,38 @@ func TestFactsScript_SeesRunningRestoreAndBackup(t *testing.T) {
 		t.Errorf("live runs %q", f.LiveRuns)
 	}
 }
+
+// TestCapturedFacts_LabDebian11 parses the facts script's output captured
+// on a lab node (Debian 11 debootstrap image, dash, real Python 2 and the
+// fake bm4-es script, no store mounted, BlueMind not set up).
+func TestCapturedFacts_LabDebian11(t *testing.T) {
+	f := loadFacts(t, "captured-lab-debian11.out")
+	if !f.Complete || f.OSID != "debian" || f.OSVersionID != "11" || f.PythonMajor != 2 || f.ScriptFamily != FamilyBM4ES {
+		t.Errorf("facts %+v", f)
+	}
+	if !slicesEqual(f.IPv4, []string{"127.0.0.1"}) || !slicesEqual(itoas(f.ScriptPGMajors), []string{"14"}) {
+		t.Errorf("ips %v pg %v", f.IPv4, f.ScriptPGMajors)
+	}
+	if f.ProbeUID != -1 || !strings.Contains(f.ProbeErr, "Directory nonexistent") || f.StoreMountPoint != "/" {
+		t.Errorf("probe %d %q mount %q", f.ProbeUID, f.ProbeErr, f.StoreMountPoint)
+	}
+	if f.Location().String() != "Etc/UTC" || f.DiskAvailMB["/var/lib/postgresql"] <= 0 {
+		t.Errorf("tz %v df %v", f.Location(), f.DiskAvailMB)
+	}
+	all := []NodeResult{{Node: testNode("core", "192.168.10.11", true), Reachable: true, Facts: f}}
+	runNodeChecks(testArch(), all, 0, resolveGeneration("", summarize(all)), NopObserver{})
+	got := map[string]Status{}
+	for _, c := range all[0].Checks {
+		got[c.ID] = c.Status
+	}
+	want := map[string]Status{CheckBackupPresent: Pass, CheckBackupMounted: Fail, CheckBackupWritable: Fail,
+		CheckBackupGenerations: Fail, CheckHostIP: Fail, CheckBlueMindInstalled: Fail, CheckOSRelease: Fail,
+		CheckOSPython: Pass, CheckRestoreScript: Pass, CheckRestoreIdle: Pass, CheckGenerationParts: Skip}
+	for id, st := range want {
+		if got[id] != st {
+			t.Errorf("%s = %s, want %s", id, got[id], st)
+		}
+	}
+}
+
+func slicesEqual(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b) }
