@@ -23,8 +23,12 @@ Commands:
   report render FILE.json --format html|md|junit|json
                       re-render a saved report to standard output
   version             print the version
-  restore, attach, status, post
-                      the restore engine: not in this version yet (exit 2)
+  restore [--generation ID|latest] [--dry-run] [--yes] [--detach] [--resume RUN-ID]
+          [--step-timeout D] [--allow-partial]
+                      verify, plan, and restore one generation on every node (stages in order)
+  attach [RUN-ID]     reconnect to a run, replay what was missed, follow it to the end
+  status [RUN-ID]     one-shot view of a run (remote state of every node)
+  post                the post-operations: not in this version yet (exit 2)
 
 Global flags (before or after the command):
   -i, --inventory FILE        inventory (default ./inventory.toml, env PRAPUSH_INVENTORY)
@@ -169,8 +173,14 @@ func run(ctx context.Context, args []string, env *Env) error {
 		return a.cmdExec(ctx, rest)
 	case "report":
 		return a.cmdReport(ctx, rest)
-	case "restore", "attach", "status", "post":
-		return usageErr("%s: the restore engine is not in this version of prapush yet; run 'prapush verify' to check the prerequisites", cmd)
+	case "restore":
+		return a.cmdRestore(ctx, rest)
+	case "attach":
+		return a.cmdAttach(ctx, rest)
+	case "status":
+		return a.cmdStatus(ctx, rest)
+	case "post":
+		return usageErr("%s: the post-operations are not in this version of prapush yet", cmd)
 	}
 	return usageErr("unknown command %q", cmd)
 }

@@ -1,0 +1,878 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prapush/prapush/inventory"
+	"github.com/prapush/prapush/transport"
+)
+
+// Node restore statuses (report nodes[].restore.status).
+const (
+	RestoreSuccess    = "success"
+	RestoreFailed     = "failed"
+	RestorePartial    = "partial" // stopped mid-way; the steps say how far it went
+	RestoreRunning    = "running" // still running on the node: attach follows it
+	RestoreNotStarted = "not-started"
+)
+
+// Step statuses.
+const (
+	StepOK      = "ok"
+	StepFail    = "fail"
+	StepRunning = "running"
+	StepStopped = "stopped"
+)
+
+// Phases of a node's run, in order. Each is recorded once reached so that
+// attach knows what is left to do.
+const (
+	PhasePlanned  = ""         // nothing done on the node
+	PhaseClaimed  = "claimed"  // run directory and waiting wrapper created
+	PhaseStopped  = "stopped"  // bmctl stop done
+	PhaseStarted  = "started"  // "go" sent: the script runs
+	PhaseAnswered = "answered" // the verified answer was written
+	PhaseDone     = "done"     // outcome known
+)
+
+// StepRecord is one step of the script on a node.
+type StepRecord struct {
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	StartedAt time.Time `json:"started_at"`
+	EndedAt   time.Time `json:"ended_at"`
+}
+
+// NodeRun is one node's restore: its plan and how far it went. It is plain
+// data, saved by the caller (state.json) after every change.
+type NodeRun struct {
+	Plan         NodePlan     `json:"plan"`
+	Phase        string       `json:"phase"`
+	Status       string       `json:"status"`
+	Reason       string       `json:"reason,omitempty"`
+	ExitCode     *int         `json:"exit_code"`
+	Steps        []StepRecord `json:"steps"`
+	Tagged       []string     `json:"tagged"`
+	FalseSuccess string       `json:"false_success,omitempty"`
+	FailSeen     bool         `json:"fail_seen,omitempty"`
+	TimedOut     bool         `json:"timed_out,omitempty"`
+	TimeoutWhat  string       `json:"timeout_what,omitempty"` // the step, "menu" or "run"
+	StartedAt    time.Time    `json:"started_at"`
+	EndedAt      time.Time    `json:"ended_at"`
+}
+
+// LastCompleted returns the name of the last step that ended OK, or "".
+func (n *NodeRun) LastCompleted() string {
+	for i := len(n.Steps) - 1; i >= 0; i-- {
+		if n.Steps[i].Status == StepOK {
+			return n.Steps[i].Name
+		}
+	}
+	return ""
+}
+
+// RunState is a restore run: its id, the generation and every node's run.
+type RunState struct {
+	RunID      string    `json:"run_id"`
+	Generation int       `json:"generation"`
+	Nodes      []NodeRun `json:"nodes"`
+}
+
+// Find returns the run of node name, or nil.
+func (s *RunState) Find(name string) *NodeRun {
+	for i := range s.Nodes {
+		if s.Nodes[i].Plan.Node == name {
+			return &s.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// LogStore keeps each node's output on the workstation.
+type LogStore interface {
+	// Open opens node's log for appending and returns its current size,
+	// which is also the offset in the remote output where it stopped.
+	Open(node string) (io.WriteCloser, int64, error)
+	// Replay opens node's log for reading from its start.
+	Replay(node string) (io.ReadCloser, error)
+}
+
+// RestoreOptions drive Restore.
+type RestoreOptions struct {
+	State    *RunState
+	Nodes    []inventory.Node  // like State.Nodes
+	Conns    []transport.Conn  // like State.Nodes; nil = not connected
+	Logs     LogStore          // required
+	Sender   *Sender           // nil = a plain sender
+	Observer Observer          // nil = NopObserver
+	Save     func(s *RunState) // called, serialised, after every change
+	// StepTimeout is --step-timeout (0 = only the known endless waits).
+	StepTimeout time.Duration
+	// MenuTimeout is how long the menu may take to appear (0 = 2m).
+	MenuTimeout time.Duration
+	// Detach returns ErrDetached once the first stage run has its menus
+	// answered.
+	Detach bool
+	// StopOnCancel says, given ctx's cause, whether a cancelled run stops
+	// the running scripts (a time limit) or leaves them running (Ctrl-C).
+	StopOnCancel func(cause error) bool
+	RunsRoot     string // "" = RunsDir
+}
+
+// Errors of Restore.
+var (
+	// ErrBusy: a restore already runs on a node; nothing was changed.
+	ErrBusy = errors.New("a restore is already running")
+	// ErrDetached: the run detached on request; restores keep running.
+	ErrDetached = errors.New("detached")
+)
+
+// DefaultMenuTimeout is how long the menu may take to appear.
+const DefaultMenuTimeout = 2 * time.Minute
+
+// cleanupTimeout bounds the commands that stop a run once ctx is done.
+const cleanupTimeout = 30 * time.Second
+
+type engine struct {
+	o   RestoreOptions
+	mu  sync.Mutex
+	obs Observer
+}
+
+// Restore runs (or continues, for attach) the restore of o.State: every
+// node claimed (run directory and a waiting wrapper: the lock), BlueMind
+// stopped on every node, then the stages in order, the nodes of a stage in
+// parallel, a stage starting only when every node before it succeeded. The
+// outcome of each node is in o.State. It returns ErrBusy when a node is
+// already restoring (nothing changed), ErrDetached, or ctx's cause when
+// interrupted; nil once every stage that could run has run.
+func Restore(ctx context.Context, o RestoreOptions) error {
+	if o.RunsRoot == "" {
+		o.RunsRoot = RunsDir
+	}
+	if o.MenuTimeout <= 0 {
+		o.MenuTimeout = DefaultMenuTimeout
+	}
+	if o.Sender == nil {
+		o.Sender = &Sender{}
+	}
+	e := &engine{o: o, obs: o.Observer}
+	if e.obs == nil {
+		e.obs = NopObserver{}
+	}
+	st := o.State
+	all := make([]int, len(st.Nodes))
+	for i := range all {
+		all[i] = i
+	}
+	// 1. Claim every node that is not yet: the lock before any change.
+	var busy []error
+	e.parallel(ctx, filter(all, func(i int) bool { return st.Nodes[i].Phase == PhasePlanned }), func(ctx context.Context, i int) {
+		if err := e.claim(ctx, i); errors.Is(err, ErrBusy) {
+			e.mu.Lock()
+			busy = append(busy, err)
+			e.mu.Unlock()
+		}
+	})
+	if len(busy) > 0 || e.anyFailed() {
+		e.cancelWaiting(ctx, "")
+		if len(busy) > 0 {
+			return errors.Join(busy...)
+		}
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	// 2. BlueMind stopped everywhere before the first stage (domain §6).
+	e.parallel(ctx, filter(all, func(i int) bool { return st.Nodes[i].Phase == PhaseClaimed }), func(ctx context.Context, i int) {
+		e.stopBlueMind(ctx, i)
+	})
+	if e.anyFailed() {
+		e.cancelWaiting(ctx, "BlueMind could not be stopped on every node")
+		return nil
+	}
+	// 3. The stages.
+	for _, stage := range e.stages() {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		todo := filter(stage, func(i int) bool { return st.Nodes[i].Phase != PhaseDone })
+		if len(todo) == 0 {
+			continue
+		}
+		if blocker := e.blocker(stage); blocker != "" {
+			e.cancelWaiting(ctx, blocker)
+			return nil
+		}
+		e.parallel(ctx, todo, func(ctx context.Context, i int) { e.runNode(ctx, i) })
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		if o.Detach {
+			return ErrDetached
+		}
+	}
+	return nil
+}
+
+// parallel runs fn for every index of idx at once and waits.
+func (e *engine) parallel(ctx context.Context, idx []int, fn func(ctx context.Context, i int)) {
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		wg.Go(func() { fn(ctx, i) })
+	}
+	wg.Wait()
+}
+
+func filter(idx []int, keep func(i int) bool) []int {
+	var out []int
+	for _, i := range idx {
+		if keep(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// stages returns the node indexes grouped by stage, ascending.
+func (e *engine) stages() [][]int {
+	byStage := map[int][]int{}
+	var keys []int
+	for i, n := range e.o.State.Nodes {
+		if _, ok := byStage[n.Plan.Stage]; !ok {
+			keys = append(keys, n.Plan.Stage)
+		}
+		byStage[n.Plan.Stage] = append(byStage[n.Plan.Stage], i)
+	}
+	slices.Sort(keys)
+	out := make([][]int, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, byStage[k])
+	}
+	return out
+}
+
+// blocker returns why stage may not start: a node of an earlier stage that
+// did not succeed ("" when it may).
+func (e *engine) blocker(stage []int) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.o.State.Nodes[stage[0]].Plan.Stage
+	for _, n := range e.o.State.Nodes {
+		if n.Plan.Stage < s && n.Status != RestoreSuccess {
+			return "stage " + strconv.Itoa(s) + " not started: " + n.Plan.Node + " (stage " + strconv.Itoa(n.Plan.Stage) + ") did not succeed"
+		}
+	}
+	return ""
+}
+
+func (e *engine) anyFailed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range e.o.State.Nodes {
+		if n.Status == RestoreFailed || n.Status == RestorePartial {
+			return true
+		}
+	}
+	return false
+}
+
+// mutate changes node i's run under the lock and saves the state.
+func (e *engine) mutate(i int, fn func(n *NodeRun)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fn(&e.o.State.Nodes[i])
+	if e.o.Save != nil {
+		e.o.Save(e.o.State)
+	}
+}
+
+func (e *engine) node(i int) inventory.Node {
+	if i < len(e.o.Nodes) {
+		return e.o.Nodes[i]
+	}
+	return inventory.Node{Name: e.o.State.Nodes[i].Plan.Node}
+}
+
+func (e *engine) conn(i int) transport.Conn {
+	if i < len(e.o.Conns) {
+		return e.o.Conns[i]
+	}
+	return nil
+}
+
+func (e *engine) send(ctx context.Context, i int, c Command) (string, error) {
+	conn := e.conn(i)
+	name := e.o.State.Nodes[i].Plan.Node
+	if conn == nil {
+		return "", fmt.Errorf("%s on %s: not connected: %w", c.What, name, transport.ErrUnreachable)
+	}
+	var out strings.Builder
+	err := e.o.Sender.Send(ctx, name, conn, c, &out)
+	return out.String(), err
+}
+
+func (e *engine) fail(i int, status, reason string) {
+	e.mutate(i, func(n *NodeRun) {
+		n.Status, n.Reason = status, reason
+		n.Phase = PhaseDone
+		if n.EndedAt.IsZero() {
+			n.EndedAt = time.Now().UTC()
+		}
+	})
+	e.obs.NodeEvent(e.o.State.Nodes[i].Plan.Node, "restore", status+": "+reason)
+}
+
+// claim creates node i's run directory and waiting wrapper.
+func (e *engine) claim(ctx context.Context, i int) error {
+	name := e.o.State.Nodes[i].Plan.Node
+	e.obs.NodeEvent(name, "claim", "creating the run directory")
+	out, err := e.send(ctx, i, claimCmd(e.o.RunsRoot, e.o.State.RunID, e.o.State.Nodes[i].Plan))
+	if err != nil {
+		e.fail(i, RestoreNotStarted, err.Error())
+		return err
+	}
+	recs, perr := ParseRecords([]byte(out))
+	for _, r := range recs {
+		switch r.Key {
+		case "busy":
+			e.mutate(i, func(n *NodeRun) { n.Status, n.Reason = RestoreNotStarted, string(r.Value) })
+			return fmt.Errorf("claim %s: %s: %w", name, r.Value, ErrBusy)
+		case "err":
+			e.fail(i, RestoreNotStarted, "claim: "+string(r.Value))
+			return errors.New(string(r.Value))
+		case "pid":
+			e.mutate(i, func(n *NodeRun) { n.Phase, n.Status = PhaseClaimed, RestoreNotStarted })
+			return nil
+		}
+	}
+	err = fmt.Errorf("claim %s: no answer from the claim script: %w", name, errors.Join(perr, errors.New("incomplete output")))
+	e.fail(i, RestoreNotStarted, err.Error())
+	return err
+}
+
+func (e *engine) stopBlueMind(ctx context.Context, i int) {
+	e.obs.NodeEvent(e.o.State.Nodes[i].Plan.Node, "stop", "bmctl stop")
+	if _, err := e.send(ctx, i, stopBlueMindCmd()); err != nil {
+		e.fail(i, RestoreNotStarted, err.Error())
+		return
+	}
+	e.mutate(i, func(n *NodeRun) { n.Phase = PhaseStopped })
+}
+
+// cancelWaiting cancels the wrappers still waiting for "go" (their lock is
+// released) and records why they did not start.
+func (e *engine) cancelWaiting(ctx context.Context, why string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	var idx []int
+	for i, n := range e.o.State.Nodes {
+		if n.Phase == PhaseClaimed || n.Phase == PhaseStopped {
+			idx = append(idx, i)
+		}
+	}
+	e.parallel(ctx, idx, func(ctx context.Context, i int) {
+		_, err := e.send(ctx, i, runCtlCmd(e.o.RunsRoot, e.o.State.RunID, "cancel"))
+		e.mutate(i, func(n *NodeRun) {
+			n.Phase, n.Status = PhaseDone, RestoreNotStarted
+			if why != "" && n.Reason == "" {
+				n.Reason = why
+			}
+			if err != nil {
+				n.Reason = strings.TrimPrefix(n.Reason+"; ", "; ") + "cancelling its waiting run: " + err.Error()
+			}
+		})
+	})
+}
+
+// runNode starts node i's script if it is not yet, follows it to its end
+// (answering the verified menu line), and records the outcome.
+func (e *engine) runNode(ctx context.Context, i int) {
+	st := e.o.State
+	name := st.Nodes[i].Plan.Node
+	if st.Nodes[i].Phase == PhaseStopped || st.Nodes[i].Phase == PhaseClaimed {
+		out, err := e.send(ctx, i, runCtlCmd(e.o.RunsRoot, st.RunID, "go"))
+		if err != nil {
+			e.fail(i, RestoreNotStarted, err.Error())
+			return
+		}
+		recs, _ := ParseRecords([]byte(out))
+		sent := false
+		for _, r := range recs {
+			switch r.Key {
+			case "sent":
+				sent = true
+			case "dead", "exit":
+				e.fail(i, RestoreNotStarted, "the run's wrapper is gone (node rebooted or run killed)")
+				return
+			}
+		}
+		if !sent {
+			e.fail(i, RestoreNotStarted, "no answer when starting the script")
+			return
+		}
+		e.mutate(i, func(n *NodeRun) {
+			n.Phase, n.Status, n.StartedAt = PhaseStarted, RestoreRunning, time.Now().UTC()
+		})
+		e.obs.NodeEvent(name, "restore", "script started")
+	}
+	e.follow(ctx, i)
+}
+
+// sink receives the followed output: to the local log, through the parser,
+// the events to the node's goroutine.
+type sink struct {
+	w      io.Writer
+	p      *OutputParser
+	events chan []Event
+	stop   chan struct{}
+}
+
+func (s *sink) Write(b []byte) (int, error) {
+	if _, err := s.w.Write(b); err != nil {
+		return 0, fmt.Errorf("write local log: %w", err)
+	}
+	if evs := s.p.Feed(b); len(evs) > 0 {
+		select {
+		case s.events <- evs:
+		case <-s.stop:
+		}
+	}
+	return len(b), nil
+}
+
+// follower is the state of following one node.
+type follower struct {
+	e        *engine
+	i        int
+	node     inventory.Node
+	saved    []StepRecord // steps recorded before an attach
+	replay   bool
+	stepDue  time.Time
+	stepName string
+	menuDue  time.Time
+	stopped  string // why prapush stopped the script ("" = it did not)
+	kill     bool
+}
+
+func (e *engine) follow(ctx context.Context, i int) {
+	st := e.o.State
+	name := st.Nodes[i].Plan.Node
+	fl := &follower{e: e, i: i, node: e.node(i)}
+	w, off, err := e.o.Logs.Open(name)
+	if err != nil {
+		e.mutate(i, func(n *NodeRun) { n.Reason = err.Error() })
+		return
+	}
+	defer w.Close()
+	p := &OutputParser{}
+	if st.Nodes[i].Phase != PhaseAnswered {
+		fl.menuDue = time.Now().Add(e.o.MenuTimeout)
+	}
+	// Replay what the local log holds: the parser's state (menu answered
+	// or not, current step) comes back; the steps keep their recorded times.
+	if off > 0 {
+		e.mutate(i, func(n *NodeRun) {
+			fl.saved = n.Steps
+			n.Steps, n.Tagged, n.FailSeen, n.FalseSuccess = nil, nil, false, ""
+		})
+		fl.replay = true
+		r, err := e.o.Logs.Replay(name)
+		if err == nil {
+			buf := make([]byte, 32<<10)
+			var read int64
+			for read < off {
+				n, rerr := r.Read(buf[:min(int64(len(buf)), off-read)])
+				read += int64(n)
+				for _, ev := range p.Feed(buf[:n]) {
+					fl.handle(ctx, ev)
+				}
+				if rerr != nil {
+					break
+				}
+			}
+			r.Close()
+		}
+		fl.replay = false
+	}
+	if fl.kill {
+		fl.stop(ctx, "")
+		return
+	}
+	stat, err := e.status(ctx, i, 0)
+	if err != nil {
+		e.mutate(i, func(n *NodeRun) { n.Reason = "cannot read the run's state: " + err.Error() })
+		return
+	}
+	if stat.Missing {
+		e.fail(i, RestoreFailed, "the run directory is gone from the node")
+		return
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sk := &sink{w: w, p: p, events: make(chan []Event, 64), stop: make(chan struct{})}
+	defer close(sk.stop)
+	done := make(chan error, 1)
+	go func() {
+		done <- e.conn(i).Run(fctx, followCmd(e.o.RunsRoot, st.RunID, off, stat.PID).Line, nil, sk, nil)
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		due := fl.due()
+		if !due.IsZero() {
+			timer.Reset(time.Until(due))
+		} else {
+			timer.Stop()
+		}
+		select {
+		case evs := <-sk.events:
+			for _, ev := range evs {
+				fl.handle(ctx, ev)
+			}
+			if fl.kill {
+				cancel()
+				<-done
+				fl.stop(ctx, "")
+				return
+			}
+			if e.o.Detach && st.Nodes[i].Phase == PhaseAnswered {
+				cancel()
+				<-done
+				return
+			}
+		case <-timer.C:
+			what := fl.stepName
+			limit := StepTimeout(fl.node, e.o.StepTimeout, what)
+			reason := fmt.Sprintf("step %q exceeded its limit of %s: stopped", what, limit)
+			if !fl.menuDue.IsZero() && !time.Now().Before(fl.menuDue) {
+				what, reason = "menu", fmt.Sprintf("the menu did not appear within %s: stopped", e.o.MenuTimeout)
+			}
+			e.mutate(i, func(n *NodeRun) { n.TimedOut, n.TimeoutWhat = true, what })
+			cancel()
+			<-done
+			fl.stop(ctx, reason)
+			return
+		case err := <-done:
+			if ctx.Err() != nil {
+				fl.cancelled(ctx)
+				return
+			}
+			// Drain what the sink queued before the command ended.
+			for {
+				select {
+				case evs := <-sk.events:
+					for _, ev := range evs {
+						fl.handle(ctx, ev)
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if fl.kill {
+				fl.stop(ctx, "")
+				return
+			}
+			fl.finish(ctx, err)
+			return
+		case <-ctx.Done():
+			cancel()
+			<-done
+			fl.cancelled(ctx)
+			return
+		}
+	}
+}
+
+// due returns the next deadline: the menu's while unanswered, else the
+// running step's limit.
+func (fl *follower) due() time.Time {
+	if !fl.menuDue.IsZero() {
+		return fl.menuDue
+	}
+	return fl.stepDue
+}
+
+func (fl *follower) now(step string) (time.Time, time.Time) {
+	if fl.replay {
+		for _, s := range fl.saved {
+			if s.Name == step {
+				return s.StartedAt, s.EndedAt
+			}
+		}
+	}
+	t := time.Now().UTC()
+	return t, t
+}
+
+// handle applies one event to the node's run.
+func (fl *follower) handle(ctx context.Context, ev Event) {
+	e, i := fl.e, fl.i
+	nr := &e.o.State.Nodes[i]
+	switch ev.Kind {
+	case EventMenu:
+		if nr.Phase == PhaseAnswered || fl.kill {
+			return
+		}
+		want := nr.Plan.MenuLine
+		got := ""
+		for _, m := range ev.Menu {
+			if m.Index == nr.Plan.MenuIndex {
+				got = m.String()
+			}
+		}
+		if !ev.MenuComplete || got != want {
+			fl.kill = true
+			reason := fmt.Sprintf("menu entry %d is %q, expected %q: not answered, script stopped", nr.Plan.MenuIndex, got, want)
+			if !ev.MenuComplete {
+				reason = fmt.Sprintf("the menu could not be read in full (%d entries): not answered, script stopped", len(ev.Menu))
+			}
+			e.mutate(i, func(n *NodeRun) { n.Reason = reason })
+			return
+		}
+		out, err := e.send(ctx, i, answerCmd(e.o.RunsRoot, e.o.State.RunID, nr.Plan.MenuIndex))
+		if err == nil && !strings.Contains(out, "@@prapush sent") {
+			err = errors.New("the script is gone")
+		}
+		if err != nil {
+			fl.kill = true
+			e.mutate(i, func(n *NodeRun) { n.Reason = "answering the menu: " + err.Error() })
+			return
+		}
+		fl.menuDue = time.Time{}
+		e.mutate(i, func(n *NodeRun) { n.Phase = PhaseAnswered })
+		e.obs.NodeEvent(nr.Plan.Node, "restore", fmt.Sprintf("menu verified, answered %d (%s)", nr.Plan.MenuIndex, strings.ReplaceAll(want, "\t", " ")))
+	case EventPromptAgain:
+		if fl.kill {
+			return
+		}
+		fl.kill = true
+		e.mutate(i, func(n *NodeRun) {
+			n.Reason = "the script showed its menu again after the answer (answer refused): script stopped"
+		})
+	case EventStepStart:
+		s, _ := fl.now(ev.Step)
+		e.mutate(i, func(n *NodeRun) {
+			n.Steps = append(n.Steps, StepRecord{Name: ev.Step, Status: StepRunning, StartedAt: s})
+		})
+		fl.stepName = ev.Step
+		fl.stepDue = time.Time{}
+		if d := StepTimeout(fl.node, e.o.StepTimeout, ev.Step); d > 0 && !fl.replay {
+			fl.stepDue = time.Now().Add(d)
+		}
+		if !fl.replay {
+			e.obs.NodeEvent(nr.Plan.Node, "step", ev.Step)
+		}
+	case EventStepEnd:
+		_, end := fl.now(ev.Step)
+		e.mutate(i, func(n *NodeRun) {
+			for j := len(n.Steps) - 1; j >= 0; j-- {
+				if n.Steps[j].Name == ev.Step && n.Steps[j].Status == StepRunning {
+					n.Steps[j].EndedAt = end
+					n.Steps[j].Status = StepOK
+					if !ev.OK {
+						n.Steps[j].Status = StepFail
+						n.FailSeen = true
+						n.Reason = fmt.Sprintf("step %q failed (%d)", ev.Step, ev.RC)
+					}
+					break
+				}
+			}
+		})
+		fl.stepDue, fl.stepName = time.Time{}, ""
+		if !fl.replay {
+			st := "OK"
+			if !ev.OK {
+				st = "FAIL (" + strconv.Itoa(ev.RC) + ")"
+			}
+			e.obs.NodeEvent(nr.Plan.Node, "step", ev.Step+" "+st)
+		}
+	case EventTagged:
+		e.mutate(i, func(n *NodeRun) {
+			if !slices.Contains(n.Tagged, ev.Tag) {
+				n.Tagged = append(n.Tagged, ev.Tag)
+			}
+		})
+	case EventFalseSuccess:
+		e.mutate(i, func(n *NodeRun) { n.FalseSuccess = ev.Text })
+	}
+}
+
+// stop kills the node's process group and records it as stopped mid-way.
+func (fl *follower) stop(ctx context.Context, reason string) {
+	e, i := fl.e, fl.i
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, err := e.send(cctx, i, killCmd(e.o.RunsRoot, e.o.State.RunID))
+	e.mutate(i, func(n *NodeRun) {
+		if reason != "" {
+			n.Reason = reason
+		}
+		if err != nil {
+			n.Reason += "; stopping it: " + err.Error()
+		}
+		for j := range n.Steps {
+			if n.Steps[j].Status == StepRunning {
+				n.Steps[j].Status, n.Steps[j].EndedAt = StepStopped, time.Now().UTC()
+			}
+		}
+		n.Status = RestorePartial
+		if n.LastCompleted() == "" && n.Phase != PhaseAnswered {
+			n.Status = RestoreFailed
+		}
+		n.Phase = PhaseDone
+		n.EndedAt = time.Now().UTC()
+	})
+	e.obs.NodeEvent(e.o.State.Nodes[i].Plan.Node, "restore", "stopped: "+e.o.State.Nodes[i].Reason)
+}
+
+// cancelled handles ctx done while following: a time limit stops the
+// script; an interruption leaves it running for attach.
+func (fl *follower) cancelled(ctx context.Context) {
+	cause := context.Cause(ctx)
+	if fl.e.o.StopOnCancel != nil && fl.e.o.StopOnCancel(cause) {
+		fl.e.mutate(fl.i, func(n *NodeRun) { n.TimedOut, n.TimeoutWhat = true, "run" })
+		fl.stop(ctx, "the run exceeded its time limit ("+cause.Error()+"): stopped")
+		return
+	}
+	fl.e.obs.NodeEvent(fl.e.o.State.Nodes[fl.i].Plan.Node, "restore", "no longer followed; still running on the node")
+}
+
+// finish records the outcome once the follow command ended.
+func (fl *follower) finish(ctx context.Context, followErr error) {
+	e, i := fl.e, fl.i
+	stat, err := e.status(ctx, i, 0)
+	if err != nil || (stat.Exit == "" && stat.Alive) {
+		why := "following stopped"
+		if followErr != nil {
+			why += ": " + followErr.Error()
+		}
+		if err != nil {
+			why += "; state unknown: " + err.Error()
+		}
+		e.mutate(i, func(n *NodeRun) { n.Reason = why + "; attach to follow it" })
+		return
+	}
+	e.mutate(i, func(n *NodeRun) { Judge(n, stat.Exit) })
+	nr := e.o.State.Nodes[i]
+	e.obs.NodeEvent(nr.Plan.Node, "restore", nr.Status+" "+nr.Reason)
+}
+
+// Judge sets n's outcome from its recorded output and the exit status the
+// wrapper wrote (spec restore item 7): success only when the exit status is
+// 0 AND the last step is "Starting BlueMind services" OK AND no step failed
+// AND no false-success message AND (bm4+) a "This server is tagged as <t>"
+// for every tag the node had to restore.
+func Judge(n *NodeRun, exit string) {
+	n.Phase = PhaseDone
+	if n.EndedAt.IsZero() {
+		n.EndedAt = time.Now().UTC()
+	}
+	rc, err := strconv.Atoi(strings.TrimSpace(exit))
+	if err == nil {
+		n.ExitCode = &rc
+	}
+	for j := range n.Steps {
+		if n.Steps[j].Status == StepRunning {
+			n.Steps[j].Status, n.Steps[j].EndedAt = StepStopped, n.EndedAt
+		}
+	}
+	var why []string
+	switch {
+	case exit == "":
+		why = append(why, "the script died without an exit status (node rebooted or run killed)")
+	case err != nil:
+		why = append(why, "the script was "+exit)
+	case rc != 0:
+		why = append(why, "exit status "+strconv.Itoa(rc))
+	}
+	if n.FailSeen && n.Reason != "" {
+		why = append(why, n.Reason)
+	}
+	if n.FalseSuccess != "" {
+		why = append(why, "the script restored nothing: "+strconv.Quote(n.FalseSuccess))
+	}
+	last := len(n.Steps) - 1
+	if last < 0 || n.Steps[last].Name != "Starting BlueMind services" || n.Steps[last].Status != StepOK {
+		why = append(why, "no final \"Starting BlueMind services OK\"")
+	}
+	if n.Plan.Family != FamilyLegacy {
+		var missing []string
+		for _, t := range n.Plan.Tags {
+			if !slices.Contains(n.Tagged, t) {
+				missing = append(missing, t)
+			}
+		}
+		if len(missing) > 0 {
+			why = append(why, "no \"This server is tagged as\" for "+strings.Join(missing, ", "))
+		}
+	}
+	if len(why) == 0 {
+		n.Status, n.Reason = RestoreSuccess, ""
+		return
+	}
+	n.Status = RestoreFailed
+	if err != nil && n.LastCompleted() != "" {
+		n.Status = RestorePartial
+	}
+	n.Reason = strings.Join(why, "; ")
+}
+
+func (e *engine) status(ctx context.Context, i int, tail int) (RunStatus, error) {
+	out, err := e.send(ctx, i, statusCmd(e.o.RunsRoot, e.o.State.RunID, tail))
+	if err != nil {
+		return RunStatus{}, err
+	}
+	s, perr := parseRunStatus(out)
+	if !s.Done {
+		return s, fmt.Errorf("read the run's state: %w", errors.Join(perr, errors.New("incomplete output")))
+	}
+	return s, nil
+}
+
+// ReadRunStatus reads run runID's directory on one node (read-only), with
+// the last tail bytes of its output.
+func ReadRunStatus(ctx context.Context, conn transport.Conn, runID string, tail int) (RunStatus, error) {
+	var out strings.Builder
+	if err := conn.Run(ctx, statusCmd(RunsDir, runID, tail).Line, nil, &out, nil); err != nil {
+		return RunStatus{}, fmt.Errorf("read run %s: %w", runID, err)
+	}
+	s, perr := parseRunStatus(out.String())
+	if !s.Done {
+		return s, fmt.Errorf("read run %s: %w", runID, errors.Join(perr, errors.New("incomplete output")))
+	}
+	return s, nil
+}
+
+// CurrentStep returns the step being run (or last reported) in the tail of
+// a script's output, and whether it ended OK.
+func CurrentStep(tail []byte) (step string, status string) {
+	p := &OutputParser{prompts: 1, menuDone: true}
+	for _, ev := range p.Feed(tail) {
+		switch ev.Kind {
+		case EventStepStart:
+			step, status = ev.Step, StepRunning
+		case EventStepEnd:
+			step, status = ev.Step, StepOK
+			if !ev.OK {
+				status = StepFail
+			}
+		}
+	}
+	if part := p.Partial(); part != "" {
+		if n := len(part); n >= 3 && part[n-2] == ' ' && strings.IndexByte(`-\|/`, part[n-1]) >= 0 {
+			step, status = part[:n-2], StepRunning
+		}
+	}
+	return step, status
+}
