@@ -27,6 +27,16 @@ type Options struct {
 	// generation; when set, generation.parts and generation.coverage run.
 	Generation string
 	RunID      string // names the probe files; "" = no probe (backup.writable/shared skip)
+	// RoundTimeout bounds each verify round trip on a node (0 =
+	// FactsTimeout); a node over it has a FactsErr matching ErrTimeout.
+	RoundTimeout time.Duration
+}
+
+func (o *Options) roundTimeout() time.Duration {
+	if o.RoundTimeout > 0 {
+		return o.RoundTimeout
+	}
+	return FactsTimeout
 }
 
 func (o *Options) observer() Observer {

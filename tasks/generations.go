@@ -215,6 +215,14 @@ func resolveGeneration(req string, s *GenerationSummary) *genChoice {
 	return gc
 }
 
+// FactsTimeout is the default bound of one verify round trip on a node
+// (Options.RoundTimeout).
+const FactsTimeout = 2 * time.Minute
+
+// ErrTimeout marks a node that exceeded a time limit of prapush's own
+// (exit code 4 of the spec): errors.Is(NodeResult.FactsErr, ErrTimeout).
+var ErrTimeout = errors.New("node time limit exceeded")
+
 // gatherFacts runs the facts script on every connected node.
 func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string) {
 	obs := f.opts.observer()
@@ -228,7 +236,14 @@ func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string)
 		obs.NodeEvent(r.Node.Name, "facts", "gathering")
 		var out strings.Builder
 		script := factsScript(roots, arch, r.Node, runID)
+		// A hard NFS mount whose server is gone blocks every read of the
+		// store forever: bound the round trip.
+		ctx, cancel := context.WithTimeoutCause(ctx, f.opts.roundTimeout(), fmt.Errorf("gather facts: no answer within %v: %w", f.opts.roundTimeout(), ErrTimeout))
+		defer cancel()
 		err := c.Run(ctx, script, nil, &out, nil)
+		if ctx.Err() != nil && context.Cause(ctx) != nil && errors.Is(context.Cause(ctx), ErrTimeout) {
+			err = context.Cause(ctx)
+		}
 		facts, perr := ParseFacts([]byte(out.String()))
 		r.Facts = facts
 		switch {

@@ -84,7 +84,12 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 		}
 		obs.NodeEvent(r.Node.Name, "shared", "looking for the other nodes' probes")
 		var out strings.Builder
+		ctx, cancel := context.WithTimeoutCause(ctx, opts.roundTimeout(), fmt.Errorf("look for probes: no answer within %v: %w", opts.roundTimeout(), ErrTimeout))
+		defer cancel()
 		err := f.conns[i].Run(ctx, sharedScript(roots, opts.RunID, others, times, tries), nil, &out, nil)
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
 		applyShared(r.Facts, []byte(out.String()), err)
 	})
 	// Round 3: only now may each node remove its probe.
@@ -94,7 +99,12 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 			return
 		}
 		var out strings.Builder
+		ctx, cancel := context.WithTimeoutCause(ctx, opts.roundTimeout(), fmt.Errorf("remove probe: no answer within %v: %w", opts.roundTimeout(), ErrTimeout))
+		defer cancel()
 		err := f.conns[i].Run(ctx, removeProbeScript(roots, opts.RunID, r.Node.Name), nil, &out, nil)
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
 		recs, perr := ParseRecords([]byte(out.String()))
 		for _, rec := range recs {
 			switch rec.Key {

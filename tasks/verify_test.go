@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prapush/prapush/inventory"
 	"github.com/prapush/prapush/transport"
@@ -341,5 +343,39 @@ func TestFleetVerify_ReusesConnectionsAndStaysOpen(t *testing.T) {
 	}
 	if n := len(*lf.commands["core"]); n != 1+2*3 {
 		t.Errorf("%d commands on one connection, want 7 (id -u, then 3 per verify)", n)
+	}
+}
+
+// hangConn never answers: a node whose store is a dead hard NFS mount.
+type hangConn struct{ localConn }
+
+func (c *hangConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	<-ctx.Done()
+	return fmt.Errorf("run: %w", transport.ErrUnreachable)
+}
+
+func TestVerify_HungNodeTimesOutAlone(t *testing.T) {
+	lf := newLocalFleet(t, testNode("core", "192.168.10.11", true), testNode("hung", "192.168.10.12", false))
+	o := lf.opts("")
+	o.RoundTimeout = 300 * time.Millisecond
+	o.Dial = func(ctx context.Context, n inventory.Node) (transport.Conn, error) {
+		if n.Name == "hung" {
+			return &hangConn{}, nil
+		}
+		return lf.dial(ctx, n)
+	}
+	rep, err := verify(context.Background(), o, placeholderRoots, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := rep.Nodes[1]
+	if !errors.Is(hung.FactsErr, ErrTimeout) {
+		t.Fatalf("FactsErr = %v, want ErrTimeout", hung.FactsErr)
+	}
+	if c := findCheck(t, hung.Checks, CheckBackupPresent); c.Status != Skip || !strings.Contains(c.Message, "time limit") {
+		t.Errorf("hung backup.present: %s %q", c.Status, c.Message)
+	}
+	if c := findCheck(t, rep.Nodes[0].Checks, CheckBackupPresent); c.Status != Pass {
+		t.Errorf("the other node must be unaffected: %s %q", c.Status, c.Message)
 	}
 }
