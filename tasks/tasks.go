@@ -40,6 +40,8 @@ type DialFunc func(ctx context.Context, n inventory.Node) (transport.Conn, error
 type Observer interface {
 	// NodeEvent reports that node entered a phase ("connect", "facts",
 	// "checks", ...) or finished it; msg is free text for a live view.
+	// Verify, Generations and Exec use the phases "connect", "facts",
+	// "shared" (the cross-node probe) and "exec"; msg "done" ends one.
 	NodeEvent(node, phase, msg string)
 	// Check reports one finished check result as soon as it is known.
 	Check(r CheckResult)

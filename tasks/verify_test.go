@@ -379,3 +379,42 @@ func TestVerify_HungNodeTimesOutAlone(t *testing.T) {
 		t.Errorf("the other node must be unaffected: %s %q", c.Status, c.Message)
 	}
 }
+
+// countObserver counts what Verify reports, from many goroutines.
+type countObserver struct {
+	mu     sync.Mutex
+	checks map[string]int
+	phases map[string]int
+}
+
+func (o *countObserver) NodeEvent(node, phase, msg string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.phases[phase]++
+}
+
+func (o *countObserver) Check(r CheckResult) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.checks[r.Node]++
+}
+
+func TestVerify_ObserverSeesEveryCheckOnce(t *testing.T) {
+	lf := newLocalFleet(t, testNode("core", "192.168.10.11", true), testNode("data", "192.168.10.12", false), testNode("down", "192.168.10.13", false))
+	lf.down["down"] = transport.ErrHostKey
+	obs := &countObserver{checks: map[string]int{}, phases: map[string]int{}}
+	o := lf.opts("312")
+	o.Observer, o.Parallel = obs, 1
+	rep, err := verify(context.Background(), o, placeholderRoots, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Nodes {
+		if obs.checks[r.Node.Name] != len(r.Checks) {
+			t.Errorf("%s: observed %d checks, result has %d", r.Node.Name, obs.checks[r.Node.Name], len(r.Checks))
+		}
+	}
+	if obs.checks[""] != len(rep.Architecture) || obs.phases["connect"] != 6 || obs.phases["facts"] != 4 {
+		t.Errorf("architecture %d, phases %v", obs.checks[""], obs.phases)
+	}
+}
