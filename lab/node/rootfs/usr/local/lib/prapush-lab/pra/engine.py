@@ -163,18 +163,22 @@ def execCmd(log, argv, desc, effect=None):
     duration = STEP_DURATIONS.get(desc, STEP_SECONDS)
     hang = HANG_STEP is not None and desc == HANG_STEP
     spin = "-\\|/"
+    # One frame per tick while the "command" runs, at least one (as the real spinner);
+    # STEP_SECONDS=0 means instantaneous steps, ticking at 0.5 s if a step still lasts.
+    tick = STEP_SECONDS if STEP_SECONDS > 0 else 0.5
     i = 0
     start = time.time()
     while True:
         sys.stdout.write("\r%s %s" % (desc, spin[i % 4]))
         sys.stdout.flush()
         i += 1
-        if STEP_SECONDS > 0:
-            time.sleep(STEP_SECONDS)
-        elif hang:
-            time.sleep(0.5)
         if hang:
+            time.sleep(tick)
             continue
+        remaining = duration - (time.time() - start)
+        if remaining <= 0:
+            break
+        time.sleep(min(tick, remaining))
         if time.time() - start >= duration:
             break
     if FAIL_STEP is not None and desc == FAIL_STEP:
