@@ -155,6 +155,8 @@ func connect(ctx context.Context, opts Options, probeUID bool) (*Fleet, []NodeRe
 		}
 		if r.DialErr == nil {
 			f.conns[i] = c
+		} else if c != nil {
+			_ = c.Close() // a failed dial owns nothing the caller could use
 		}
 		res := checkSSHConnect(r)
 		res.Duration = time.Since(start)
