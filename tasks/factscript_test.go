@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prapush/prapush/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the captured facts under testdata/facts")
@@ -20,7 +22,7 @@ func TestFactsScript_RunsOnRealShells(t *testing.T) {
 		t.Run(shell, func(t *testing.T) {
 			path, err := execLookPath(shell)
 			if err != nil {
-				t.Skipf("%s not installed", shell)
+				testenv.SkipOrFail(t, shell+" not installed")
 			}
 			dir := t.TempDir()
 			store := makeStore(t, dir)

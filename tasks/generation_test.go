@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prapush/prapush/internal/testenv"
 )
 
 func TestParseGeneration_Fixture(t *testing.T) {
@@ -132,7 +134,7 @@ func TestRenderMenuLine_InNodeTimeZone(t *testing.T) {
 	g, _, _ := ParseGeneration(fixture312(t))
 	paris, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
-		t.Skip("no tzdata")
+		testenv.SkipOrFail(t, "no tzdata for Europe/Paris")
 	}
 	if got, want := RenderMenuLine(3, g, paris), "3\t2022-03-14 22:00:02\t4.8.2\tstatus: OK"; got != want {
 		t.Errorf("got %q, want %q", got, want)
