@@ -152,3 +152,47 @@ func TestCoreAPI_FailKnobMakesOneOperationFail(t *testing.T) {
 		t.Errorf("FAIL_MODE=http: %d", code)
 	}
 }
+
+func TestCoreAPI_FollowsTheRestore(t *testing.T) {
+	t.Parallel()
+	n := startCore(t, tree{gens: standardGens()}.write(t), "")
+	n.mustSh(t, "bmctl stop")
+	if code, _ := n.api(t, "GET", "/api/system/installation/state", ""); code != 503 {
+		t.Errorf("state while stopped: %d", code)
+	}
+	// Restore the older generation (menu 1 = 310): the database then knows only it.
+	out := n.mustSh(t, "cd /usr/share/bm-node && echo 1 | FAKE_PRA_STEP_SECONDS=0 FAKE_PRA_IPS="+coreIP+
+		" FAKE_PRA_APPLY=1 python -u bm-pra-restore.py")
+	if !strings.HasSuffix(out, "\rStarting BlueMind services OK\n") {
+		t.Fatalf("restore output %q", out)
+	}
+	// The restore replaced the token with the backup's: the API follows the file.
+	if got := n.mustSh(t, "cat /etc/bm/bm-core.tok"); got != "restored-token-2001" {
+		t.Errorf("token after restore: %q", got)
+	}
+	if code, body := n.api(t, "GET", "/api/system/installation/state", ""); code != 200 || body != `"CORE_STATE_RUNNING"` {
+		t.Errorf("state after restore: %d %q", code, body)
+	}
+	ids := func() []int {
+		_, body := n.api(t, "GET", "/api/dataprotect/generations", "")
+		var gens []struct{ ID int }
+		if err := json.Unmarshal([]byte(body), &gens); err != nil {
+			t.Fatalf("generations %q: %v", body, err)
+		}
+		var r []int
+		for _, g := range gens {
+			r = append(r, g.ID)
+		}
+		return r
+	}
+	if got := ids(); len(got) != 1 || got[0] != 310 {
+		t.Errorf("generations known after restoring 310: %v", got)
+	}
+	_, ref := n.api(t, "POST", "/api/dataprotect/_syncfs", "")
+	if st := n.waitTask(t, ref); st != "Success" {
+		t.Fatalf("syncfs: %s", st)
+	}
+	if got := ids(); len(got) != 2 || got[0] != 310 || got[1] != 312 {
+		t.Errorf("generations after syncfs: %v", got)
+	}
+}

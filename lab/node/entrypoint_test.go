@@ -138,6 +138,9 @@ func TestEntrypoint_CoreNodeLooksLikeAFreshBlueMindAfterTheSetupWizard(t *testin
 	if out := n.mustSh(t, "service bm-node start && systemctl is-active bm-node"); out != "active\n" {
 		t.Errorf("is-active after start: %q", out)
 	}
+	if out, rc := n.sh(t, "systemctl is-system-running"); rc == 0 || out != "offline\n" {
+		t.Errorf("is-system-running: rc %d %q", rc, out)
+	}
 	// Switching the family later.
 	if got := n.mustSh(t, "lab-set-variant legacy && grep -c tagget /usr/share/bm-node/bm-pra-restore.py && cat /var/lib/prapush-lab/variant"); got != "2\nlegacy 11\n" {
 		t.Errorf("lab-set-variant: %q", got)

@@ -435,9 +435,14 @@ func TestApply_RestoresFilesAndWritesState(t *testing.T) {
 func TestApply_OffTouchesNothingButTheStateFile(t *testing.T) {
 	store := tree{gens: standardGens()}.write(t)
 	res := run{variant: "bm4es", store: store, stdin: "2\n", knobs: knobs("STATE_FILE", "/tmp/st.json"),
-		after: []string{"test -e /etc/bm/bm.ini && echo present; ls /var/lib/fake-bm-pra; test -s /tmp/st.json && echo state"}}.exec(t)
+		after: []string{"test -e /etc/bm/bm.ini && echo present; ls /var/lib/fake-bm-pra; test -s /tmp/st.json && echo state",
+			// Service steps always drive the fake bmctl/service (state files only).
+			"bmctl status >/dev/null && cut -d' ' -f2- /var/log/fake-bm/bmctl.log /var/log/fake-bm/service.log"}}.exec(t)
 	if res.rc != 0 || res.after[0] != "state\n" {
 		t.Fatalf("rc %d after %q", res.rc, res.after[0])
+	}
+	if want := "bmctl stop\nbmctl start\nbmctl status\nservice bm-node stop\nservice bm-node start\n"; res.after[1] != want {
+		t.Errorf("service calls: got %q want %q", res.after[1], want)
 	}
 }
 

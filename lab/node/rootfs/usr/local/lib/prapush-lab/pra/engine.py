@@ -128,6 +128,15 @@ def run_real(argv):
         LOG.write("fake: cannot run %r: %s\n" % (argv, e))
 
 
+class Service(object):
+    """Effect of a service start/stop step: the fake bmctl/service only flip state files,
+    so they run even without APPLY=1 and prapush sees BlueMind stopped then started
+    (e.g. the core API answers again after the restore)."""
+
+    def __init__(self, argv):
+        self.argv = argv
+
+
 def write_marker(name, value):
     if not os.path.isdir(MARKER_DIR):
         os.makedirs(MARKER_DIR)
@@ -187,7 +196,9 @@ def execCmd(log, argv, desc, effect=None):
         sys.stdout.write("\r%s FAIL (%d)\n" % (desc, FAIL_RC))
         sys.stdout.flush()
         sys.exit(FAIL_RC)
-    if APPLY and effect is not None:
+    if isinstance(effect, Service):
+        run_real(effect.argv)
+    elif APPLY and effect is not None:
         effect()
     sys.stdout.write("\r%s OK\n" % desc)
     sys.stdout.flush()
@@ -313,9 +324,9 @@ def steps_common_conf(log, etc, legacy):
     """bm/conf (bm4+) or the legacy pre-loop configuration restore."""
     if legacy:
         execCmd(log, ["bmctl", "stop"], "Stopping BlueMind services",
-                lambda: run_real(["bmctl", "stop"]))
+                Service(["bmctl", "stop"]))
     execCmd(log, ["service", "bm-node", "stop"], "Stopping BlueMind Node service",
-            lambda: run_real(["service", "bm-node", "stop"]))
+            Service(["service", "bm-node", "stop"]))
     node = ["rsync", "-avH", "--delete", etc + "/bm-node/", "/etc/bm-node/"]
     common = ["rsync", "-avH", "--delete", etc + "/bm/", "/etc/bm/"]
     if legacy:
@@ -345,7 +356,7 @@ def step_certificate(log):
 def steps_core(log, part, etc, legacy):
     if not legacy:
         execCmd(log, ["bmctl", "stop"], "Stopping BlueMind services",
-                lambda: run_real(["bmctl", "stop"]))
+                Service(["bmctl", "stop"]))
     if legacy or not globals().get("NO_HPS"):
         execCmd(log, ["rsync", "-avH", "--delete", etc + "/bm-hps/", "/etc/bm-hps/"],
                 "Restoring BlueMind HPS configuration",
@@ -566,9 +577,9 @@ def main():
     if not LEGACY:
         sys.stdout.write("\n**** STARTING BLUEMIND SERVICES ****\n")
     execCmd(LOG, ["service", "bm-node", "start"], "Starting BlueMind Node service",
-            lambda: run_real(["service", "bm-node", "start"]))
+            Service(["service", "bm-node", "start"]))
     execCmd(LOG, ["bmctl", "start"], "Starting BlueMind services",
-            lambda: run_real(["bmctl", "start"]))
+            Service(["bmctl", "start"]))
     LOG.close()
     write_state(gen, ip)
     sys.exit(0)
