@@ -220,3 +220,8 @@ func removeProbeScript(r scriptRoots, runID, node string) string {
 rec end ok
 `
 }
+
+// posixSh wraps a script so that a POSIX sh runs it whatever root's login
+// shell is (SSH hands the command line to that shell, which may be csh or
+// fish).
+func posixSh(script string) string { return transport.Quote("sh", "-c", script) }

@@ -240,7 +240,7 @@ func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string)
 		// store forever: bound the round trip.
 		ctx, cancel := context.WithTimeoutCause(ctx, f.opts.roundTimeout(), fmt.Errorf("gather facts: no answer within %v: %w", f.opts.roundTimeout(), ErrTimeout))
 		defer cancel()
-		err := c.Run(ctx, script, nil, &out, nil)
+		err := c.Run(ctx, posixSh(script), nil, &out, nil)
 		if ctx.Err() != nil && context.Cause(ctx) != nil && errors.Is(context.Cause(ctx), ErrTimeout) {
 			err = context.Cause(ctx)
 		}

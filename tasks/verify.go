@@ -86,7 +86,7 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 		var out strings.Builder
 		ctx, cancel := context.WithTimeoutCause(ctx, opts.roundTimeout(), fmt.Errorf("look for probes: no answer within %v: %w", opts.roundTimeout(), ErrTimeout))
 		defer cancel()
-		err := f.conns[i].Run(ctx, sharedScript(roots, opts.RunID, others, times, tries), nil, &out, nil)
+		err := f.conns[i].Run(ctx, posixSh(sharedScript(roots, opts.RunID, others, times, tries)), nil, &out, nil)
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
@@ -101,7 +101,7 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 		var out strings.Builder
 		ctx, cancel := context.WithTimeoutCause(ctx, opts.roundTimeout(), fmt.Errorf("remove probe: no answer within %v: %w", opts.roundTimeout(), ErrTimeout))
 		defer cancel()
-		err := f.conns[i].Run(ctx, removeProbeScript(roots, opts.RunID, r.Node.Name), nil, &out, nil)
+		err := f.conns[i].Run(ctx, posixSh(removeProbeScript(roots, opts.RunID, r.Node.Name)), nil, &out, nil)
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}

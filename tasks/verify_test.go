@@ -36,7 +36,7 @@ const (
 
 // placeholderRoots are rewritten per node by localFleet. PS names no
 // command: the processes of this machine are not the fake nodes'.
-var placeholderRoots = scriptRoots{Store: "/PRAPUSH_STORE", Etc: phEtc, Runs: phRuns, Spool: phSpool, PS: "prapush-no-ps"}
+var placeholderRoots = scriptRoots{Store: "/PRAPUSH_STORE", Etc: phEtc, Runs: phRuns, Spool: phSpool, PS: "prapush-no-ps", IPs: "PRAPUSH_IPS"}
 
 func newLocalFleet(t testing.TB, nodes ...inventory.Node) *localFleet {
 	t.Helper()
@@ -61,7 +61,7 @@ func newLocalFleet(t testing.TB, nodes ...inventory.Node) *localFleet {
 func (lf *localFleet) setNode(name string, nd fakeNode, store, ips string) {
 	lf.rewrites[name] = strings.NewReplacer(
 		"/PRAPUSH_STORE", store, phEtc, nd.Etc, phRuns, nd.Runs, phSpool, nd.Spool,
-		"IPS=''", "IPS="+transport.QuoteArg(ips))
+		"PRAPUSH_IPS", ips)
 }
 
 func (lf *localFleet) dial(ctx context.Context, n inventory.Node) (transport.Conn, error) {
