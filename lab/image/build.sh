@@ -96,10 +96,13 @@ build_node() {
 		chmod 0755 "$ctx/node/rootfs/usr/local/sbin/lab-entrypoint"
 	fi
 	echo "== docker build prapush-lab-node:$suite"
-	docker build -q -f "$ctx/image/Dockerfile" \
-		--build-arg "BASE=prapush-lab-base:$suite" \
-		--build-arg "PACKAGES=$(packages_for "$suite" | tr , ' ')" \
-		-t "prapush-lab-node:$suite" "$ctx"
+	# The context is lab/, but only what the Dockerfile uses is sent: lab/ also
+	# holds the cached tarballs and the lab's state (keys), which must not be.
+	tar -C "$ctx" -cf - image/Dockerfile node/rootfs |
+		docker build -q -f image/Dockerfile \
+			--build-arg "BASE=prapush-lab-base:$suite" \
+			--build-arg "PACKAGES=$(packages_for "$suite" | tr , ' ')" \
+			-t "prapush-lab-node:$suite" -
 }
 
 case "$target" in
