@@ -155,6 +155,7 @@ func ParseFacts(out []byte) (*Facts, error) {
 	var counts = map[string]int{}
 	var pendingGen string
 	havePending := false
+	var dfPaths []string
 	for _, r := range recs {
 		v := string(r.Value)
 		switch r.Key {
@@ -194,15 +195,22 @@ func ParseFacts(out []byte) (*Facts, error) {
 		case "sc.exec":
 			f.ScriptExecutable = true
 		case "sc.sha256":
-			f.ScriptSHA256 = strings.TrimSpace(v)
-		case "sc.dt_string", "sc.tagget", "sc.bm5", "sc.es":
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			counts[r.Key] = n
-		case "sc.pg":
-			for _, m := range pgRe.FindAllStringSubmatch(v, -1) {
-				if n, err := strconv.Atoi(m[1]); err == nil && !slices.Contains(f.ScriptPGMajors, n) {
-					f.ScriptPGMajors = append(f.ScriptPGMajors, n)
+			if fs := strings.Fields(v); len(fs) > 0 && len(fs[0]) == 64 {
+				f.ScriptSHA256 = fs[0]
+			}
+		case "sc.scan":
+			for line := range strings.SplitSeq(v, "\n") {
+				k, val, _ := strings.Cut(line, " ")
+				if k == "pg" {
+					if m := pgRe.FindStringSubmatch(val); m != nil {
+						if n, err := strconv.Atoi(m[1]); err == nil && !slices.Contains(f.ScriptPGMajors, n) {
+							f.ScriptPGMajors = append(f.ScriptPGMajors, n)
+						}
+					}
+					continue
 				}
+				n, _ := strconv.Atoi(strings.TrimSpace(val))
+				counts["sc."+k] = n
 			}
 			slices.Sort(f.ScriptPGMajors)
 		case "pg.dirs":
@@ -272,13 +280,26 @@ func ParseFacts(out []byte) (*Facts, error) {
 			}
 		case "run.live":
 			f.LiveRuns = append(f.LiveRuns, v)
+		case "df.path":
+			dfPaths = append(dfPaths, v)
+			f.DiskAvailMB[v] = -1
 		case "df":
-			p, avail, _ := strings.Cut(v, "\t")
-			n, err := strconv.ParseInt(strings.TrimSpace(avail), 10, 64)
-			if err != nil {
-				n = -1
+			// df -P: a header, then one line per argument in order. A
+			// line count that does not match means an argument failed
+			// and the order cannot be trusted: everything stays unknown.
+			ls := lines(v)
+			if len(ls) != len(dfPaths)+1 {
+				continue
 			}
-			f.DiskAvailMB[p] = n
+			for i, p := range dfPaths {
+				fs := strings.Fields(ls[i+1])
+				if len(fs) < 4 {
+					continue
+				}
+				if n, err := strconv.ParseInt(fs[3], 10, 64); err == nil {
+					f.DiskAvailMB[p] = n
+				}
+			}
 		case "tz.link":
 			f.TZLink = strings.TrimSpace(v)
 		case "tz.file":

@@ -68,12 +68,12 @@ fi
 if [ -e "$SCRIPT" ]; then
   rec sc.exists 1
   [ -f "$SCRIPT" ] && [ -x "$SCRIPT" ] && rec sc.exec 1
-  has sha256sum && rec sc.sha256 "$(sha256sum < "$SCRIPT" 2>/dev/null | cut -c1-64)"
-  rec sc.dt_string "$(grep -c dt_string "$SCRIPT" 2>/dev/null)"
-  rec sc.tagget "$(grep -c tagget "$SCRIPT" 2>/dev/null)"
-  rec sc.bm5 "$(grep -c 'THIS WILL NOT WORK' "$SCRIPT" 2>/dev/null)"
-  rec sc.es "$(grep -c -e 'systemctl restart bm-elasticsearch' -e 'Waiting for ES cluster' -e 'Restarting Elasticsearch' "$SCRIPT" 2>/dev/null)"
-  rec sc.pg "$(grep -o 'postgresql/[0-9][0-9]*/' "$SCRIPT" 2>/dev/null | sort -u)"
+  has sha256sum && rec sc.sha256 "$(sha256sum < "$SCRIPT" 2>/dev/null)"
+  # One pass for every family marker (grep -c per marker costs a process each).
+  rec sc.scan "$(awk '/dt_string/ {d++} /tagget/ {t++} /THIS WILL NOT WORK/ {b++}
+    /systemctl restart bm-elasticsearch|Waiting for ES cluster|Restarting Elasticsearch/ {e++}
+    { while (match($0, /postgresql\/[0-9]+\//)) { print "pg " substr($0, RSTART, RLENGTH); $0 = substr($0, RSTART + RLENGTH) } }
+    END { print "dt_string " d + 0; print "tagget " t + 0; print "bm5 " b + 0; print "es " e + 0 }' "$SCRIPT" 2>/dev/null)"
 fi
 [ -d "$ETC/postgresql" ] && rec pg.dirs "$(ls -1 "$ETC/postgresql" 2>/dev/null)"
 if [ -f "$ETC/bm/bm.ini" ]; then
@@ -105,7 +105,9 @@ fi
 if has "${PSCMD:-ps}"; then
   # By command name, so that a shell or client merely mentioning the words
   # (this script included) is not taken for a restore or a backup.
-  rec procs "$("${PSCMD:-ps}" -eo pid=,comm=,args= 2>/dev/null | awk -v s="$STORE" '($2 ~ /^python/ || $2 ~ /^bm-pra-restore/) && index($0, "bm-pra-restore") { print "restore " $0; next } $2 == "rsync" && index($0, s) { print "rsync " $0 }' | head -n 20 | cut -c1-300)"
+  rec procs "$("${PSCMD:-ps}" -eo pid=,comm=,args= 2>/dev/null | awk -v s="$STORE" 'n >= 20 { exit }
+    ($2 ~ /^python/ || $2 ~ /^bm-pra-restore/) && index($0, "bm-pra-restore") { print "restore " substr($0, 1, 300); n++; next }
+    $2 == "rsync" && index($0, s) { print "rsync " substr($0, 1, 300); n++ }')"
 fi
 for d in "$RUNS"/*/; do
   [ -d "$d" ] || continue
@@ -115,11 +117,16 @@ for d in "$RUNS"/*/; do
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && rec run.live "${d%/}" && break
   done
 done
+# One df for every restored path, each replaced by its nearest existing
+# parent; df -P prints one line per argument, in order.
+set --
 for p in $SPOOLS; do
   q=$p
   while [ ! -e "$q" ]; do q=${q%/*}; [ -z "$q" ] && q=/ && break; done
-  rec df "$p	$(df -P -m "$q" 2>/dev/null | awk 'NR==2 {print $4}')"
+  rec df.path "$p"
+  set -- "$@" "$q"
 done
+[ $# -gt 0 ] && rec df "$(df -P -m "$@" 2>/dev/null)"
 rec tz.link "$(readlink /etc/localtime 2>/dev/null)"
 [ -r /etc/timezone ] && rec tz.file "$(head -c 100 /etc/timezone 2>/dev/null)"
 rec tz.offset "$(date +%z 2>/dev/null)"
