@@ -153,9 +153,10 @@ func TestEntrypoint_DataNodeRegistersMailboxRoleAndItsUID(t *testing.T) {
 		"LAB_NODE": "data", "LAB_CORE": "0", "LAB_BM_VERSION": "4.3.1", "LAB_BM_BUILD": "77",
 		"LAB_EXTERNAL_URL": "mail.lab.invalid", "LAB_CORE_IP": "10.77.0.11",
 		"LAB_SERVER_UID": "8d3c0a52-6c1e-4f4e-9b2a-5d2f3e7c1a90", "LAB_VARIANT": "legacy",
+		"LAB_PG_INSTALLED": "12 14", // not the script's 11: the restore.postgresql fault
 	}, "")
-	if got := n.mustSh(t, `dpkg-query -W -f='${Package} ${Version}\n' 'bm-*'; cat /etc/bm/server.uid; echo; ls /etc/postgresql; test -e /etc/fake-bm-pra.conf || echo noconf; grep -c tagget /usr/share/bm-node/bm-pra-restore.py`); got !=
-		"bm-conf 4.3.1.77\nbm-mailbox-role 4.3.1.77\nbm-node 4.3.1.77\n8d3c0a52-6c1e-4f4e-9b2a-5d2f3e7c1a90\n11\nnoconf\n2\n" {
+	if got := n.mustSh(t, `dpkg-query -W -f='${Package} ${Version}\n' 'bm-*'; cat /etc/bm/server.uid; echo; ls /etc/postgresql; test -e /etc/fake-bm-pra.conf || echo noconf; grep -c tagget /usr/share/bm-node/bm-pra-restore.py; grep -o 'postgresql/[0-9]*/' /usr/share/bm-node/bm-pra-restore.py`); got !=
+		"bm-conf 4.3.1.77\nbm-mailbox-role 4.3.1.77\nbm-node 4.3.1.77\n8d3c0a52-6c1e-4f4e-9b2a-5d2f3e7c1a90\n12\n14\nnoconf\n2\npostgresql/11/\n" {
 		t.Errorf("data node: %q", got)
 	}
 	// A restart keeps what a restore wrote and does not duplicate the dpkg entries.

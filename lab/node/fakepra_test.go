@@ -289,6 +289,16 @@ func TestSteps_CoreNodePerFamily(t *testing.T) {
 	}
 }
 
+func TestMenu_DelayKnobPostponesTheFirstMenu(t *testing.T) {
+	store := tree{gens: standardGens()}.write(t)
+	start := time.Now()
+	res := run{variant: "bm4", store: store, knobs: knobs("MENU_DELAY", "1", "MAX_MENUS", "1")}.exec(t)
+	// A lower bound only: the script cannot show its menu before the delay.
+	if res.rc != 99 || time.Since(start) < time.Second {
+		t.Fatalf("rc %d after %v", res.rc, time.Since(start))
+	}
+}
+
 func TestSteps_SpinnerFramesThenOK(t *testing.T) {
 	store := tree{gens: standardGens()}.write(t)
 	res := run{variant: "bm4es", store: store, stdin: "2\n",
@@ -300,6 +310,13 @@ func TestSteps_SpinnerFramesThenOK(t *testing.T) {
 	}
 	if !strings.HasPrefix(m, "\rRestaure DB bj -\rRestaure DB bj \\\rRestaure DB bj |\rRestaure DB bj /\rRestaure DB bj -") {
 		t.Errorf("spinner must cycle -\\|/: %q", m)
+	}
+	// STEP_SECONDS=0 with a long step ticks every 0.5 s instead of busy-looping.
+	res = run{variant: "bm4es", store: store, stdin: "2\n",
+		knobs: knobs("STEP_DURATIONS", "Restaure DB bj=1")}.exec(t)
+	m = regexp.MustCompile(`(\rRestaure DB bj [-\\|/])+\rRestaure DB bj OK\n`).FindString(res.stdout)
+	if n := strings.Count(m, "\rRestaure DB bj ") - 1; n < 1 || n > 2 {
+		t.Errorf("1 s step at STEP_SECONDS=0: want 1-2 frames, got %d (%q)", n, m)
 	}
 }
 

@@ -79,6 +79,7 @@ APPLY = knob("APPLY", "0") == "1"
 STATE_FILE = knob("STATE_FILE", "/var/lib/fake-bm-pra/last-restore.json")
 MAX_MENUS = int(knob("MAX_MENUS", "0"))
 IPS = knob("IPS")
+MENU_DELAY = knob_float("MENU_DELAY", "0")
 PY3_CRASH = knob("PY3_CRASH", "0") == "1"
 MARKER_DIR = "/var/lib/fake-bm-pra"
 
@@ -256,6 +257,9 @@ def choose_generation(gens):
     keys.sort()
     n = len(keys)
     menus = 0
+    if MENU_DELAY > 0:
+        # Lab extension: a slow start before the first menu (menu timeout tests).
+        time.sleep(MENU_DELAY)
     while True:
         for i, k in enumerate(keys):
             g = gens[k]
