@@ -267,16 +267,14 @@ func ParseFacts(out []byte) (*Facts, error) {
 			}
 		case "parts":
 			f.PartDirs = lines(v)
-		case "procs":
-			for _, l := range lines(v) {
-				kind, proc, _ := strings.Cut(l, " ")
-				proc = strings.Join(strings.Fields(proc), " ")
-				switch kind {
-				case "restore":
-					f.RestoreProcesses = append(f.RestoreProcesses, proc)
-				case "rsync":
-					f.RsyncProcesses = append(f.RsyncProcesses, proc)
-				}
+		case "proc":
+			kind, proc, _ := strings.Cut(v, " ")
+			proc = strings.Join(strings.Fields(proc), " ")
+			switch kind {
+			case "restore":
+				f.RestoreProcesses = append(f.RestoreProcesses, proc)
+			case "rsync":
+				f.RsyncProcesses = append(f.RsyncProcesses, proc)
 			}
 		case "run.live":
 			f.LiveRuns = append(f.LiveRuns, v)

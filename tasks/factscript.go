@@ -33,7 +33,7 @@ type scriptRoots struct {
 	Runs  string // prapush run directories
 	Spool string // prefix of restoredPaths ("" in production)
 	IPs   string // "" = parse `ip addr`; else comma list (tests only)
-	PS    string // the ps command; "" = ps (tests use a fake to be hermetic)
+	Proc  string // /proc (tests point it elsewhere to be hermetic)
 }
 
 var defaultRoots = scriptRoots{Store: StoreDir, Etc: "/etc", Runs: RunsDir}
@@ -102,13 +102,28 @@ if [ -d "$STORE" ]; then
   p="$STORE/dp_spool/rsync/"
   rec parts "$(for d in "$STORE"/dp_spool/rsync/*/*/*/*/; do [ -d "$d" ] && d=${d%/} && echo "${d#"$p"}"; done)"
 fi
-if has "${PSCMD:-ps}"; then
-  # By command name, so that a shell or client merely mentioning the words
-  # (this script included) is not taken for a restore or a backup.
-  rec procs "$("${PSCMD:-ps}" -eo pid=,comm=,args= 2>/dev/null | awk -v s="$STORE" 'n >= 20 { exit }
-    ($2 ~ /^python/ || $2 ~ /^bm-pra-restore/) && index($0, "bm-pra-restore") { print "restore " substr($0, 1, 300); n++; next }
-    $2 == "rsync" && index($0, s) { print "rsync " substr($0, 1, 300); n++ }')"
-fi
+# Processes by command name (comm), so that a shell or client merely
+# mentioning the words (this script included) is not taken for a restore or
+# a backup. Reading /proc with builtins costs no process per entry.
+n=0
+for p in "$PROC"/[0-9]*; do
+  [ $n -ge 20 ] && break
+  c=
+  { read -r c < "$p/comm"; } 2>/dev/null || continue
+  case $c in
+    python*|bm-pra-restore*) k=restore ;;
+    rsync) k=rsync ;;
+    *) continue ;;
+  esac
+  a=$(tr '\000' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-300)
+  case $k:$a in
+    restore:*bm-pra-restore*) ;;
+    rsync:*"$STORE"*) ;;
+    *) continue ;;
+  esac
+  rec proc "$k ${p##*/} $c $a"
+  n=$((n+1))
+done
 for d in "$RUNS"/*/; do
   [ -d "$d" ] || continue
   for f in pid pgid; do
@@ -152,7 +167,11 @@ func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, r
 	b.WriteString(setVar("ETC", r.Etc))
 	b.WriteString(setVar("RUNS", r.Runs))
 	b.WriteString(setVar("IPS", r.IPs))
-	b.WriteString(setVar("PSCMD", r.PS))
+	proc := r.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	b.WriteString(setVar("PROC", proc))
 	py := n.Python
 	if py == "" {
 		py = arch.Python

@@ -34,9 +34,9 @@ const (
 	phSpool = "/PRAPUSH_SPOOL"
 )
 
-// placeholderRoots are rewritten per node by localFleet. PS names no
-// command: the processes of this machine are not the fake nodes'.
-var placeholderRoots = scriptRoots{Store: "/PRAPUSH_STORE", Etc: phEtc, Runs: phRuns, Spool: phSpool, PS: "prapush-no-ps", IPs: "PRAPUSH_IPS"}
+// placeholderRoots are rewritten per node by localFleet. Proc is no
+// directory: the processes of this machine are not the fake nodes'.
+var placeholderRoots = scriptRoots{Store: "/PRAPUSH_STORE", Etc: phEtc, Runs: phRuns, Spool: phSpool, Proc: "/PRAPUSH_NO_PROC", IPs: "PRAPUSH_IPS"}
 
 func newLocalFleet(t testing.TB, nodes ...inventory.Node) *localFleet {
 	t.Helper()
