@@ -230,9 +230,17 @@ for p in ` + strings.Join(append([]string{"--"}, probes...), " ") + `; do
   if seen "$p"; then rec seen "$p"; else rec missing "$p"; fi
 done
 `)
-	for _, t := range times {
-		s := strconv.FormatInt(t, 10)
-		b.WriteString("rec date." + s + ` "$(date -d @` + s + ` '+%Y-%m-%d %H:%M:%S' 2>/dev/null)"` + "\n")
+	if len(times) > 0 {
+		// One GNU date for every time (-f reads one date per line); a
+		// date without -f (busybox) prints nothing and Go renders the
+		// dates in the node's zone instead.
+		var ts []string
+		for _, t := range times {
+			ts = append(ts, "@"+strconv.FormatInt(t, 10))
+		}
+		list := strings.Join(ts, " ")
+		b.WriteString("rec dates.in " + transport.QuoteArg(list) + "\n")
+		b.WriteString(`rec dates.out "$(printf '%s\n' ` + list + ` | date -f - '+%Y-%m-%d %H:%M:%S' 2>/dev/null)"` + "\n")
 	}
 	b.WriteString("rec end ok\n")
 	return b.String()

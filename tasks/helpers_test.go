@@ -125,6 +125,7 @@ func runLocal(t testing.TB, shell, script string) []byte {
 type localConn struct {
 	rewrite  *strings.Replacer
 	commands *[]string // records every command when not nil
+	env      []string  // added to the environment of every command
 	closed   bool
 }
 
@@ -137,6 +138,9 @@ func (c *localConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout
 	}
 	x := exec.CommandContext(ctx, "sh", "-c", cmd)
 	x.Stdin, x.Stdout, x.Stderr = stdin, stdout, stderr
+	if c.env != nil {
+		x.Env = append(os.Environ(), c.env...)
+	}
 	err := x.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -193,6 +193,7 @@ func protectionSeconds(f *Facts) []int64 {
 func applyShared(f *Facts, out []byte, runErr error) {
 	recs, perr := ParseRecords(out)
 	complete := false
+	var datesIn, datesOut []string
 	for _, rec := range recs {
 		v := string(rec.Value)
 		switch {
@@ -202,13 +203,18 @@ func applyShared(f *Facts, out []byte, runErr error) {
 			f.ProbesMissing = append(f.ProbesMissing, v)
 		case rec.Key == "end":
 			complete = true
-		case strings.HasPrefix(rec.Key, "date."):
-			t, err := strconv.ParseInt(strings.TrimPrefix(rec.Key, "date."), 10, 64)
-			if err == nil && v != "" {
-				if f.LocalDates == nil {
-					f.LocalDates = map[int64]string{}
-				}
-				f.LocalDates[t] = v
+		case rec.Key == "dates.in":
+			datesIn = strings.Fields(v)
+		case rec.Key == "dates.out":
+			datesOut = lines(v)
+		}
+	}
+	// The node's rendering is used only when it rendered every time.
+	if len(datesIn) > 0 && len(datesIn) == len(datesOut) {
+		f.LocalDates = map[int64]string{}
+		for i, in := range datesIn {
+			if t, err := strconv.ParseInt(strings.TrimPrefix(in, "@"), 10, 64); err == nil {
+				f.LocalDates[t] = datesOut[i]
 			}
 		}
 	}

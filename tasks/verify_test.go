@@ -418,3 +418,21 @@ func TestVerify_ObserverSeesEveryCheckOnce(t *testing.T) {
 		t.Errorf("architecture %d, phases %v", obs.checks[""], obs.phases)
 	}
 }
+
+// TestVerify_MenuDateRenderedByTheNode gives one node a TZ its /etc/localtime
+// does not say: the menu line must carry the node's own rendering, as the
+// script's localtime would.
+func TestVerify_MenuDateRenderedByTheNode(t *testing.T) {
+	lf := newLocalFleet(t, testNode("core", "192.168.10.11", true))
+	o := lf.opts("312")
+	o.Dial = func(ctx context.Context, n inventory.Node) (transport.Conn, error) {
+		return &localConn{rewrite: lf.rewrites[n.Name], env: []string{"TZ=Asia/Tokyo"}}, nil
+	}
+	rep, err := verify(context.Background(), o, placeholderRoots, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rep.Nodes[0].MenuLine, "1\t2022-03-15 06:00:02\t4.8.2\tstatus: OK"; got != want {
+		t.Errorf("menu line %q, want %q", got, want)
+	}
+}
