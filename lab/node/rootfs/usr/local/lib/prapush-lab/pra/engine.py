@@ -104,7 +104,15 @@ def fake_py3_traceback():
     """Print what the real script prints when /usr/bin/python is Python 3, exit 1."""
     me = sys.argv[0]
     if LEGACY:
-        sys.stderr.write('  File "%s", line 19\n' % me)
+        line = 0
+        try:
+            for i, text in enumerate(open(__file__).read().splitlines()):
+                if text.strip().startswith('print "'):
+                    line = i + 1
+                    break
+        except (IOError, OSError, NameError):
+            pass
+        sys.stderr.write('  File "%s", line %d\n' % (me, line))
         sys.stderr.write('    print "usage: bm-pra-restore.py"\n')
         sys.stderr.write("          ^\n")
         sys.stderr.write("SyntaxError: Missing parentheses in call to 'print'. "
@@ -518,6 +526,9 @@ def write_state(gen, ip):
 
 def main():
     global LOG
+    if PY3_CRASH and LEGACY:
+        # Python 3 refuses the legacy file at compile time: nothing runs, no log.
+        fake_py3_traceback()
     if LEGACY:
         logname = sys.argv[0] + ".log"
     else:
@@ -526,8 +537,6 @@ def main():
     LOG = open(logname, "w")
     LOG.write("Starting PRA\n")
     LOG.flush()
-    if PY3_CRASH and LEGACY:
-        fake_py3_traceback()
 
     if not os.path.isdir(BM_BACKUP_DIR):
         sys.stderr.write("%s must exists!\n" % BM_BACKUP_DIR)
