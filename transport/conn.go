@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -38,7 +39,7 @@ type sshConn struct {
 	// sftpMu is held while the SFTP client opens, which blocks on the
 	// peer; it is separate from mu so that markDead never waits on it.
 	sftpMu sync.Mutex
-	sftp   *sftp.Client
+	sftp   *sftpSession
 }
 
 func newConn(t Target, clients []*ssh.Client) *sshConn {
@@ -268,9 +269,12 @@ func (c *sshConn) run(ctx context.Context, cmd string, stdin io.Reader, stdout, 
 	select {
 	case err = <-waitc:
 	case <-ctx.Done():
-		// Ask the remote process to die, then drop the channel; the
-		// gate writers keep late output away from the caller.
-		_ = sess.Signal(ssh.SIGKILL)
+		// Ask the remote process to stop, then drop the channel; the
+		// gate writers keep late output away from the caller. TERM, not
+		// KILL: under sudo the signal reaches sudo, which relays TERM to
+		// the command but would die of KILL and leave it running. This
+		// is best effort; long work is started detached by the caller.
+		_ = sess.Signal(ssh.SIGTERM)
 		sess.Close()
 		return context.Cause(ctx)
 	}
@@ -379,9 +383,11 @@ func (c *sshConn) Upload(ctx context.Context, name string, data []byte, mode fs.
 		if err != nil {
 			return err
 		}
-		_, err = f.Write(data)
+		// Chmod before writing: the server creates files 0644, and the
+		// data may be meant for root's eyes only.
+		err = f.Chmod(mode.Perm())
 		if err == nil {
-			err = f.Chmod(mode.Perm())
+			_, err = f.Write(data)
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -406,23 +412,53 @@ func randHex() string {
 	return hex.EncodeToString(b[:])
 }
 
+// sftpSession is the connection's SFTP client. Once a call using it is
+// cancelled it is abandoned: the server may still be busy with that call
+// (OpenSSH's sftp-server handles one request at a time), so later calls
+// must not queue behind it.
+type sftpSession struct {
+	cl     *sftp.Client
+	broken atomic.Bool
+}
+
+// abandon closes s in the background (Close waits for the server) and
+// makes the next call open a fresh client. A call running concurrently on
+// s fails.
+func (s *sftpSession) abandon() {
+	if !s.broken.Swap(true) {
+		go s.cl.Close()
+	}
+}
+
 // withSFTP runs op with the connection's SFTP client, opened on first use
 // and reused. SFTP calls take no context: when ctx ends first, the client
-// is closed (unblocking op) and dropped, and the next call opens a new one.
+// is abandoned (unblocking op) and ctx's cause is returned.
 func (c *sshConn) withSFTP(ctx context.Context, op func(*sftp.Client) error) error {
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
+	var (
+		mu        sync.Mutex
+		cur       *sftpSession
+		cancelled bool
+	)
 	errc := make(chan error, 1)
-	clc := make(chan *sftp.Client, 1)
 	go func() {
-		cl, err := c.sftpClient()
-		clc <- cl
+		s, err := c.sftpClient()
 		if err != nil {
 			errc <- err
 			return
 		}
-		errc <- op(cl)
+		mu.Lock()
+		if cancelled {
+			mu.Unlock()
+			s.abandon()
+			errc <- nil
+			return
+		}
+		cur = s
+		mu.Unlock()
+		errc <- op(s.cl)
 	}()
 	select {
 	case err := <-errc:
@@ -435,22 +471,24 @@ func (c *sshConn) withSFTP(ctx context.Context, op func(*sftp.Client) error) err
 		}
 		return nil
 	case <-ctx.Done():
-		go func() {
-			if cl := <-clc; cl != nil {
-				c.dropSFTP(cl)
-			}
-		}()
+		mu.Lock()
+		cancelled = true
+		s := cur
+		mu.Unlock()
+		if s != nil {
+			s.abandon()
+		}
 		return context.Cause(ctx)
 	}
 }
 
-func (c *sshConn) sftpClient() (*sftp.Client, error) {
+func (c *sshConn) sftpClient() (*sftpSession, error) {
 	c.sftpMu.Lock()
 	defer c.sftpMu.Unlock()
 	if d := c.deadErr(); d != nil {
 		return nil, d
 	}
-	if c.sftp != nil {
+	if c.sftp != nil && !c.sftp.broken.Load() {
 		return c.sftp, nil
 	}
 	// Opening under the lock serialises first use; later calls share
@@ -459,15 +497,6 @@ func (c *sshConn) sftpClient() (*sftp.Client, error) {
 	if err != nil {
 		return nil, c.lost(fmt.Errorf("%w: open sftp on %s: %v", ErrUnreachable, c.t.label(), err))
 	}
-	c.sftp = cl
-	return cl, nil
-}
-
-func (c *sshConn) dropSFTP(cl *sftp.Client) {
-	c.sftpMu.Lock()
-	if c.sftp == cl {
-		c.sftp = nil
-	}
-	c.sftpMu.Unlock()
-	cl.Close()
+	c.sftp = &sftpSession{cl: cl}
+	return c.sftp, nil
 }

@@ -7,15 +7,19 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"github.com/prapush/prapush/transport"
 	"github.com/prapush/prapush/transport/transporttest"
 	"golang.org/x/crypto/ssh"
@@ -264,4 +268,85 @@ func TestDial_WrongKeyIsAuthRefused(t *testing.T) {
 	tg.Auth = auth(transporttest.NewSigner(t))
 	_, err := transport.Dial(t.Context(), tg)
 	wantIs(t, err, transport.ErrAuth)
+}
+
+// blockingFiles serves every file as "fine", except /slow whose read
+// blocks until the test ends.
+type blockingFiles struct {
+	reading chan struct{} // closed when /slow is being read
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingFiles) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	if r.Filepath != "/slow" {
+		return strings.NewReader("fine"), nil
+	}
+	return readerAtFunc(func(p []byte, off int64) (int, error) {
+		b.once.Do(func() { close(b.reading) })
+		<-b.release
+		return 0, io.EOF
+	}), nil
+}
+
+type readerAtFunc func([]byte, int64) (int, error)
+
+func (f readerAtFunc) ReadAt(p []byte, off int64) (int, error) { return f(p, off) }
+
+func TestReadFile_ContextCancelUnblocksAndTheConnectionStaysUsable(t *testing.T) {
+	files := &blockingFiles{reading: make(chan struct{}), release: make(chan struct{})}
+	s := transporttest.NewServer(t, transporttest.ServerOptions{SFTPHandlers: &sftp.Handlers{FileGet: files}})
+	t.Cleanup(func() { close(files.release) }) // before the server's cleanup
+	c := dial(t, pinnedTarget(s))
+	cause := errors.New("node time limit")
+	ctx, cancel := context.WithCancelCause(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.ReadFile(ctx, "/slow")
+		errc <- err
+	}()
+	<-files.reading // the read is in flight and blocked on the server
+	cancel(cause)
+	if err := <-errc; !errors.Is(err, cause) {
+		t.Fatalf("ReadFile error = %v, want the context's cause", err)
+	}
+	if got, err := c.ReadFile(t.Context(), "/ok"); err != nil || string(got) != "fine" {
+		t.Fatalf("ReadFile after cancel = %q, %v", got, err)
+	}
+}
+
+func TestConn_ConcurrentCallsShareOneConnection(t *testing.T) {
+	s := transporttest.NewServer(t, transporttest.ServerOptions{})
+	c := dial(t, pinnedTarget(s))
+	dir := t.TempDir()
+	const n = 16
+	errs := make(chan error, 2*n)
+	for i := range n {
+		go func() {
+			var out bytes.Buffer
+			want := strconv.Itoa(i)
+			err := c.Run(t.Context(), transport.Quote("echo", want), nil, &out, nil)
+			if err == nil && out.String() != want+"\n" {
+				err = fmt.Errorf("Run %d: stdout %q", i, out.String())
+			}
+			errs <- err
+		}()
+		go func() {
+			f := filepath.Join(dir, "f"+strconv.Itoa(i))
+			err := c.Upload(t.Context(), f, []byte(f), 0o600)
+			if err == nil {
+				var got []byte
+				got, err = c.ReadFile(t.Context(), f)
+				if err == nil && string(got) != f {
+					err = fmt.Errorf("ReadFile %s: %q", f, got)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }

@@ -53,6 +53,10 @@ type ServerOptions struct {
 	AuthorizedKeys []ssh.PublicKey
 	// ExtraHostKeys are offered besides HostSigner (of other key types).
 	ExtraHostKeys []ssh.Signer
+	// SFTPHandlers, when set, serve SFTP through pkg/sftp's request
+	// server instead of the real file system (to inject slow or failing
+	// files).
+	SFTPHandlers *sftp.Handlers
 }
 
 // Server is an in-process SSH server on 127.0.0.1. SFTP serves the real
@@ -235,17 +239,25 @@ func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				req.Reply(false, nil)
 				continue
 			}
-			srv, err := sftp.NewServer(ch)
-			if err != nil {
-				req.Reply(false, nil)
-				continue
+			var serve func() error
+			var closeSrv func() error
+			if h := s.opts.SFTPHandlers; h != nil {
+				srv := sftp.NewRequestServer(ch, *h)
+				serve, closeSrv = srv.Serve, srv.Close
+			} else {
+				srv, err := sftp.NewServer(ch)
+				if err != nil {
+					req.Reply(false, nil)
+					continue
+				}
+				serve, closeSrv = srv.Serve, srv.Close
 			}
 			finished = make(chan struct{})
 			req.Reply(true, nil)
 			go func() {
 				defer close(finished)
-				_ = srv.Serve()
-				srv.Close()
+				_ = serve()
+				_ = closeSrv()
 			}()
 		case req.Type == "signal":
 			cancel()
