@@ -304,11 +304,13 @@ func TestSteps_SpinnerFramesThenOK(t *testing.T) {
 	res := run{variant: "bm4es", store: store, stdin: "2\n",
 		knobs: knobs("STEP_SECONDS", "0.01", "STEP_DURATIONS", "Restaure DB bj=0.05")}.exec(t)
 	m := regexp.MustCompile(`(\rRestaure DB bj [-\\|/])+\rRestaure DB bj OK\n`).FindString(res.stdout)
+	// Sleeps never end early, so a 0.05 s step at 0.01 s ticks shows at most 5 frames;
+	// a loaded machine may show fewer, never none, always in the -\|/ order.
 	frames := strings.Count(m, "\rRestaure DB bj ") - 1
-	if frames < 5 {
-		t.Fatalf("want >= 5 spinner frames for a 0.05 s step at 0.01 s ticks, got %d in %q", frames, m)
+	if frames < 1 || frames > 5 {
+		t.Fatalf("want 1-5 spinner frames, got %d in %q", frames, m)
 	}
-	if !strings.HasPrefix(m, "\rRestaure DB bj -\rRestaure DB bj \\\rRestaure DB bj |\rRestaure DB bj /\rRestaure DB bj -") {
+	if want := "\rRestaure DB bj -\rRestaure DB bj \\\rRestaure DB bj |\rRestaure DB bj /\rRestaure DB bj -"; !strings.HasPrefix(want, m[:strings.LastIndex(m, "\r")]) {
 		t.Errorf("spinner must cycle -\\|/: %q", m)
 	}
 	// STEP_SECONDS=0 with a long step ticks every 0.5 s instead of busy-looping.
@@ -348,8 +350,8 @@ func TestHangStep_SpinsForever(t *testing.T) {
 			t.Fatalf("after %d frames: %v", frames, err)
 		}
 		if strings.HasPrefix(seg, "Waiting for ES cluster is up ") {
-			if strings.Contains(seg, "OK") || strings.Contains(seg, "FAIL") {
-				t.Fatalf("hung step ended: %q", seg)
+			if want := "Waiting for ES cluster is up " + string("-\\|/"[frames%4]) + "\r"; seg != want {
+				t.Fatalf("frame %d: got %q want %q", frames, seg, want)
 			}
 			frames++
 		}
