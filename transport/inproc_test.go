@@ -350,3 +350,18 @@ func TestConn_ConcurrentCallsShareOneConnection(t *testing.T) {
 		}
 	}
 }
+
+// Keepalives answered by a live peer never close the connection, however
+// many intervals a command lasts.
+func TestRun_KeepaliveKeepsAHealthyConnectionOpen(t *testing.T) {
+	s := transporttest.NewServer(t, transporttest.ServerOptions{})
+	tg := pinnedTarget(s)
+	tg.Keepalive = 100 * time.Millisecond
+	c := dial(t, tg)
+	if err := c.Run(t.Context(), "sleep 1", nil, nil, nil); err != nil {
+		t.Fatalf("Run across 10 keepalive intervals: %v", err)
+	}
+	if err := c.Run(t.Context(), "true", nil, nil, nil); err != nil {
+		t.Fatalf("Run after: %v", err)
+	}
+}

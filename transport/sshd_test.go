@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,9 +192,11 @@ func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
 func TestSSHD_ProxyJumpReachesATargetOnlyTheBastionCanResolve(t *testing.T) {
 	t.Parallel()
 	target := transporttest.StartSSHD(t, transporttest.SSHDOptions{IP: "127.0.0.3"})
-	// The target's name exists only in the bastion's /etc/hosts, so the
-	// connection can only have gone through the bastion's forward.
-	const name = "target.prapush.test"
+	// Only the bastion resolves "localhost" to the target's 127.0.0.3;
+	// here it is 127.0.0.1, where nothing listens on the target's port, so
+	// the connection can only have gone through the bastion's forward
+	// (and no name ever needs DNS).
+	const name = "localhost"
 	bastion := transporttest.StartSSHD(t, transporttest.SSHDOptions{
 		IP:           "127.0.0.2",
 		ClientSigner: target.ClientSigner,
@@ -210,6 +213,11 @@ func TestSSHD_ProxyJumpReachesATargetOnlyTheBastionCanResolve(t *testing.T) {
 		KnownHosts:    []string{kh},
 		HostKeyPolicy: transport.Strict,
 	}
+	direct := tg
+	direct.Jumps = nil
+	if _, err := transport.Dial(t.Context(), direct); !errors.Is(err, transport.ErrUnreachable) {
+		t.Fatalf("direct dial to %s: %v; the test needs a target reachable only via the bastion", name, err)
+	}
 	c := dial(t, tg)
 	var out bytes.Buffer
 	if err := c.Run(t.Context(), `echo "$SSH_CONNECTION"`, nil, &out, nil); err != nil {
@@ -218,7 +226,7 @@ func TestSSHD_ProxyJumpReachesATargetOnlyTheBastionCanResolve(t *testing.T) {
 	if f := strings.Fields(out.String()); len(f) != 4 || f[2] != target.Host {
 		t.Fatalf("SSH_CONNECTION = %q, want a connection to %s", out.String(), target.Host)
 	}
-	if !strings.Contains(target.Log(), "Accepted publickey for root") {
+	if !strings.Contains(target.Log(), "on "+target.Host+" port") || !strings.Contains(target.Log(), "Accepted publickey for root") {
 		t.Fatalf("target sshd log shows no login:\n%s", target.Log())
 	}
 	if !strings.Contains(bastion.Log(), "Accepted publickey for root") {
@@ -293,4 +301,26 @@ func TestSSHD_SudoAskingAPasswordIsErrPrivilege(t *testing.T) {
 	wantIs(t, err, transport.ErrPrivilege)
 	_, err = c.ReadFile(context.Background(), "/etc/hostname")
 	wantIs(t, err, transport.ErrPrivilege)
+}
+
+func TestStartSSHDs_StartsOneServerPerLoopbackAddress(t *testing.T) {
+	ds := transporttest.StartSSHDs(t, 3, transporttest.SSHDOptions{})
+	var lines []string
+	for _, d := range ds {
+		lines = append(lines, d.KnownHostsLine())
+	}
+	kh := knownHosts(t, lines...)
+	for i, d := range ds {
+		if want := "127.0.0." + strconv.Itoa(i+2); d.Host != want {
+			t.Fatalf("sshd %d listens on %s, want %s", i, d.Host, want)
+		}
+		c := dial(t, strictTarget(d, kh))
+		var out bytes.Buffer
+		if err := c.Run(t.Context(), `echo "$SSH_CONNECTION"`, nil, &out, nil); err != nil {
+			t.Fatalf("Run on %s: %v", d.Addr, err)
+		}
+		if f := strings.Fields(out.String()); len(f) != 4 || f[2] != d.Host {
+			t.Fatalf("SSH_CONNECTION on %s = %q", d.Addr, out.String())
+		}
+	}
 }

@@ -51,8 +51,9 @@ type SSHDOptions struct {
 	ClientSigner ssh.Signer
 	// AuthorizedKeys are accepted for every user too.
 	AuthorizedKeys []ssh.PublicKey
-	// Hosts are extra /etc/hosts entries (name → IP) that the sshd and its
-	// sessions see, e.g. a name only a bastion can resolve.
+	// Hosts are /etc/hosts entries (name → IP) that the sshd and its
+	// sessions see before the host's own, e.g. a name that only a bastion
+	// resolves to its target.
 	Hosts map[string]string
 	// Config is appended to the generated sshd_config.
 	Config string
@@ -331,10 +332,13 @@ func namespaceScript(dir string, opts SSHDOptions) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		hosts := string(base) + "\n"
+		// The extra entries come first: the first match wins, so they
+		// can also override a name of the host (even localhost).
+		var hosts string
 		for name, ip := range opts.Hosts {
 			hosts += ip + " " + name + "\n"
 		}
+		hosts += string(base)
 		if err := bind("hosts", hosts, 0o644); err != nil {
 			return "", err
 		}
