@@ -207,6 +207,14 @@ func dialHop(ctx context.Context, prev *ssh.Client, h Hop, t Target, db *hostKey
 		if refused != nil {
 			return nil, refused
 		}
+		// We offered only the key types known_hosts holds for this host
+		// and the server has none of them: its keys were replaced.
+		var neg *ssh.AlgorithmNegotiationError
+		if override == nil && len(cfg.HostKeyAlgorithms) > 0 && errors.As(err, &neg) && neg.What == "host key" {
+			return nil, &HostKeyError{Kind: HostKeyChanged, Host: knownHostAddr(h.Host, h.Port),
+				Fingerprint: "(none of the recorded key types: server offers " + strings.Join(neg.RequestedAlgorithms, ",") + ")",
+				Known:       describeKnown(db.known(addr))}
+		}
 		return nil, classifyDialErr(ctx, dctx, err)
 	}
 	_ = nc.SetDeadline(time.Time{})

@@ -365,3 +365,30 @@ func TestRun_KeepaliveKeepsAHealthyConnectionOpen(t *testing.T) {
 		t.Fatalf("Run after: %v", err)
 	}
 }
+
+// known_hosts holds an ECDSA key for the host, the server now has only an
+// ed25519 one: no common host key type, which is a changed key, not an
+// unreachable node.
+func TestDial_RecordedKeyTypeGoneIsAChangedHostKey(t *testing.T) {
+	s := transporttest.NewServer(t, transporttest.ServerOptions{})
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ssh.NewPublicKey(&ec.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := transport.AddKnownHost(kh, s.Host, s.Port, old); err != nil {
+		t.Fatal(err)
+	}
+	tg := pinnedTarget(s)
+	tg.HostKeyPolicy, tg.PinnedKey, tg.KnownHosts = transport.AcceptNew, "", []string{kh}
+	_, err = transport.Dial(t.Context(), tg)
+	wantIs(t, err, transport.ErrHostKey)
+	var he *transport.HostKeyError
+	if !errors.As(err, &he) || he.Kind != transport.HostKeyChanged || he.Known != kh+":1" {
+		t.Fatalf("error = %#v, want a changed-key HostKeyError pointing at %s:1", err, kh)
+	}
+}
