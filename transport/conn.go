@@ -35,6 +35,8 @@ type sshConn struct {
 	// refusal (ErrPrivilege).
 	privOK bool
 	priv   error
+	// privPass is true when root needs BecomePassword (sudo -n refused).
+	privPass bool
 
 	// sftpMu is held while the SFTP client opens, which blocks on the
 	// peer; it is separate from mu so that markDead never waits on it.
@@ -147,46 +149,76 @@ func (c *sshConn) lost(err error) error {
 // Run implements Conn.
 func (c *sshConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if c.t.Become == "sudo" {
-		if err := c.checkPrivilege(ctx); err != nil {
+		pass, err := c.checkPrivilege(ctx)
+		if err != nil {
 			return err
 		}
-		cmd = Quote("sudo", "-n", "--", "sh", "-c", cmd)
+		if !pass {
+			cmd = Quote("sudo", "-n", "--", "sh", "-c", cmd)
+		} else {
+			cmd, stdin = c.withPassword(cmd, stdin)
+		}
 	}
 	return c.run(ctx, cmd, stdin, stdout, stderr)
 }
 
-// checkPrivilege runs `sudo -n true` once per connection and caches a
-// definitive answer (not one cut short by ctx or a lost connection).
-func (c *sshConn) checkPrivilege(ctx context.Context) error {
+// withPassword wraps cmd in a sudo that reads the password from the first
+// line of stdin. -k makes sudo always read it (a cached credential would
+// otherwise leave the line to the command); sudo reads it byte by byte,
+// so the rest of stdin reaches the command intact.
+func (c *sshConn) withPassword(cmd string, stdin io.Reader) (string, io.Reader) {
+	line := make([]byte, 0, len(c.t.BecomePassword)+1)
+	line = append(append(line, c.t.BecomePassword...), '\n')
+	if stdin == nil {
+		stdin = bytes.NewReader(nil)
+	}
+	return Quote("sudo", "-k", "-S", "-p", "", "--", "sh", "-c", cmd), io.MultiReader(bytes.NewReader(line), stdin)
+}
+
+// checkPrivilege runs `sudo -n true` once per connection, then, if that
+// is refused and a password was given, `sudo -k -S true` with it; it
+// caches a definitive answer (not one cut short by ctx or a lost
+// connection). pass reports that commands need the password.
+func (c *sshConn) checkPrivilege(ctx context.Context) (pass bool, err error) {
 	c.mu.Lock()
-	ok, priv := c.privOK, c.priv
+	ok, pass, priv := c.privOK, c.privPass, c.priv
 	c.mu.Unlock()
 	if ok {
-		return nil
+		return pass, nil
 	}
 	if priv != nil {
-		return priv
+		return false, priv
 	}
 	var errOut bytes.Buffer
-	err := c.run(ctx, "sudo -n true", nil, io.Discard, &errOut)
+	err = c.run(ctx, "sudo -n true", nil, io.Discard, &errOut)
 	var ee *ExitError
+	if err != nil && errors.As(err, &ee) && c.t.BecomePassword != nil {
+		errOut.Reset()
+		pass = true
+		cmd, stdin := c.withPassword("true", nil)
+		err = c.run(ctx, cmd, stdin, io.Discard, &errOut)
+	}
 	switch {
 	case err == nil:
 		c.mu.Lock()
-		c.privOK = true
+		c.privOK, c.privPass = true, pass
 		c.mu.Unlock()
-		return nil
+		return pass, nil
 	case errors.As(err, &ee):
 		// sudo -n exits 1 with "a password is required" when it would
-		// prompt, and 127 when sudo is not installed: either way root is
-		// out of reach without a prompt.
-		perr := fmt.Errorf("%w on %s: sudo -n true exited %d: %s", ErrPrivilege, c.t.label(), ee.Status, tail(errOut.Bytes(), 300))
+		// prompt, sudo -S exits 1 after a wrong password, and the shell
+		// exits 127 when sudo is not installed: root is out of reach.
+		what := "sudo -n true"
+		if pass {
+			what = "sudo with the given password"
+		}
+		perr := fmt.Errorf("%w on %s: %s exited %d: %s", ErrPrivilege, c.t.label(), what, ee.Status, tail(errOut.Bytes(), 300))
 		c.mu.Lock()
 		c.priv = perr
 		c.mu.Unlock()
-		return perr
+		return false, perr
 	default:
-		return err
+		return false, err
 	}
 }
 

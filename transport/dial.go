@@ -47,6 +47,10 @@ type Target struct {
 	// Become is "" (the user is root) or "sudo" (commands run through
 	// sudo -n; a sudo that asks for a password yields ErrPrivilege).
 	Become string
+	// BecomePassword, when not nil, is given to sudo (on its stdin, never
+	// on a command line) if sudo -n is refused. It is a secret: never
+	// logged. A wrong password is ErrPrivilege on the first call.
+	BecomePassword []byte
 	// ConnectTimeout bounds the TCP connect plus the SSH handshake of each
 	// hop (default 10s). Keepalive is the interval of keepalive requests;
 	// after 3 unanswered ones the connection is closed and pending calls

@@ -324,3 +324,44 @@ func TestStartSSHDs_StartsOneServerPerLoopbackAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestSSHD_SudoWithTheRightPasswordGivesRootAndKeepsStdin(t *testing.T) {
+	t.Parallel()
+	d := transporttest.StartSSHD(t, transporttest.SSHDOptions{
+		IP:    "127.0.0.2",
+		Users: []transporttest.User{{Name: "operator", Sudo: transporttest.SudoPassword, Password: "s3cret pass"}},
+	})
+	tg := strictTarget(d, knownHosts(t, d.KnownHostsLine()))
+	tg.User, tg.Become, tg.BecomePassword = "operator", "sudo", []byte("s3cret pass")
+	c := dial(t, tg)
+	var out bytes.Buffer
+	if err := c.Run(t.Context(), "id -u; cat", strings.NewReader("from stdin\n"), &out, nil); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if out.String() != "0\nfrom stdin\n" {
+		t.Fatalf("stdout = %q, want uid 0 and stdin without the password line", out.String())
+	}
+	f := filepath.Join(d.Dir, "up.txt")
+	if err := c.Upload(t.Context(), f, []byte("data"), 0o600); err != nil {
+		t.Fatalf("Upload: %v", err)
+	}
+	if got, err := os.ReadFile(f); err != nil || string(got) != "data" {
+		t.Fatalf("uploaded %q, %v", got, err)
+	}
+}
+
+func TestSSHD_SudoWithAWrongPasswordIsErrPrivilege(t *testing.T) {
+	t.Parallel()
+	d := transporttest.StartSSHD(t, transporttest.SSHDOptions{
+		IP:    "127.0.0.2",
+		Users: []transporttest.User{{Name: "operator", Sudo: transporttest.SudoPassword, Password: "right"}},
+	})
+	tg := strictTarget(d, knownHosts(t, d.KnownHostsLine()))
+	tg.User, tg.Become, tg.BecomePassword = "operator", "sudo", []byte("wr0ng-Pa55")
+	c := dial(t, tg)
+	err := c.Run(t.Context(), "id -u", nil, nil, nil)
+	wantIs(t, err, transport.ErrPrivilege)
+	if strings.Contains(err.Error(), "wr0ng-Pa55") {
+		t.Fatalf("error reveals the password: %v", err)
+	}
+}

@@ -37,6 +37,9 @@ const (
 type User struct {
 	Name string
 	Sudo SudoMode
+	// Password is the user's password (for sudo; ssh logins stay
+	// key-only). Empty: no password can match.
+	Password string
 }
 
 // SSHDOptions configures StartSSHD.
@@ -308,7 +311,17 @@ func namespaceScript(dir string, opts SSHDOptions) (string, error) {
 			g += fmt.Sprintf("%s:x:%d:\n", u.Name, uid)
 			// "*": no password can match, yet the account is not locked
 			// ("!"), so public key logins work with UsePAM no.
-			s += fmt.Sprintf("%s:*:19000:0:99999:7:::\n", u.Name)
+			hash := "*"
+			if u.Password != "" {
+				cmd := exec.Command("openssl", "passwd", "-6", "-stdin")
+				cmd.Stdin = strings.NewReader(u.Password + "\n")
+				out, err := cmd.Output()
+				if err != nil {
+					return "", fmt.Errorf("hash password with openssl: %w", err)
+				}
+				hash = strings.TrimSpace(string(out))
+			}
+			s += fmt.Sprintf("%s:%s:19000:0:99999:7:::\n", u.Name, hash)
 			switch u.Sudo {
 			case SudoNoPassword:
 				sudoers += u.Name + " ALL=(ALL:ALL) NOPASSWD: ALL\n"
