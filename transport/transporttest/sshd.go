@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -133,17 +134,30 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 }
 
 // StartSSHDs starts n sshds on 127.0.0.2, 127.0.0.3, ... (opts.IP is
-// ignored) concurrently, all accepting one ClientSigner, and stops them in
-// t.Cleanup.
+// ignored), all accepting one ClientSigner; see StartSSHDsOn.
 func StartSSHDs(t testing.TB, n int, opts SSHDOptions) []*SSHD {
 	t.Helper()
-	RequireSSHD(t)
-	if n > 253*256 {
-		t.Fatalf("at most %d sshds", 253*256)
+	if n > 250*256 {
+		t.Fatalf("at most %d sshds", 250*256)
 	}
+	ips := make([]string, n)
+	for i := range ips {
+		k := i + 2
+		ips[i] = fmt.Sprintf("127.0.%d.%d", k/256, k%256)
+	}
+	return StartSSHDsOn(t, ips, opts)
+}
+
+// StartSSHDsOn starts one sshd per loopback address in ips (opts.IP is
+// ignored), concurrently, all accepting one ClientSigner, and stops them in
+// t.Cleanup. Each has its own host key and free port.
+func StartSSHDsOn(t testing.TB, ips []string, opts SSHDOptions) []*SSHD {
+	t.Helper()
+	RequireSSHD(t)
 	if opts.ClientSigner == nil {
 		opts.ClientSigner = NewSigner(t)
 	}
+	n := len(ips)
 	ds := make([]*SSHD, n)
 	errs := make([]error, n)
 	dirs := make([]string, n)
@@ -159,8 +173,7 @@ func StartSSHDs(t testing.TB, n int, opts SSHDOptions) []*SSHD {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			o := opts
-			k := i + 2
-			o.IP = fmt.Sprintf("127.0.%d.%d", k/256, k%256)
+			o.IP = ips[i]
 			ds[i], errs[i] = startSSHD(dirs[i], o)
 		}()
 	}
@@ -172,7 +185,7 @@ func StartSSHDs(t testing.TB, n int, opts SSHDOptions) []*SSHD {
 	}
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("start sshd %d: %v", i, err)
+			t.Fatalf("start sshd on %s: %v", ips[i], err)
 		}
 	}
 	return ds
@@ -234,7 +247,8 @@ func startSSHD(dir string, opts SSHDOptions) (*SSHD, error) {
 			return d, nil
 		}
 		lastErr = err
-		if !errorsIsBind(err) {
+		var be *bindError
+		if !errors.As(err, &be) {
 			break
 		}
 	}
@@ -244,8 +258,6 @@ func startSSHD(dir string, opts SSHDOptions) (*SSHD, error) {
 type bindError struct{ log string }
 
 func (e *bindError) Error() string { return "sshd could not bind: " + e.log }
-
-func errorsIsBind(err error) bool { _, ok := err.(*bindError); return ok }
 
 func freePort(ip string) (int, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
