@@ -55,7 +55,7 @@ func startCore(t *testing.T, store, apiConf string) labNode {
 		if _, rc := n.sh(t, "curl -s -o /dev/null http://127.0.0.1:8090/"); rc == 0 {
 			break
 		}
-		if i == 200 {
+		if i == 1000 {
 			t.Fatalf("API never listened: %s", n.mustSh(t, "cat /var/log/fake-bm/bmapi.log"))
 		}
 		_, _ = n.sh(t, "sleep 0.05")

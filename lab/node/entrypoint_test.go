@@ -65,7 +65,7 @@ func startNodeWith(t *testing.T, env map[string]string, conf, apiConf, store str
 		if strings.Contains(string(out), "Server listening on") {
 			break
 		}
-		if i == 200 {
+		if i == 1000 {
 			t.Fatalf("sshd never started; logs:\n%s", out)
 		}
 		_ = exec.Command("sleep", "0.05").Run()

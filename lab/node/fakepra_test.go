@@ -251,9 +251,18 @@ func TestSteps_CoreNodePerFamily(t *testing.T) {
 	for _, fam := range families {
 		t.Run(fam, func(t *testing.T) {
 			t.Parallel()
-			res := run{variant: fam, store: store, knobs: knobs(), stdin: "2\n"}.exec(t)
+			res := run{variant: fam, store: store, knobs: knobs(), stdin: "2\n",
+				after: []string{"cat /var/lib/fake-bm-pra/last-restore.json"}}.exec(t)
 			if res.rc != 0 {
 				t.Fatalf("rc %d stderr %q", res.rc, res.stderr)
+			}
+			var st struct{ Tags []string }
+			wantTags := []string{"bm/conf", "bm/core", "bm/pgsql", "bm/es", "filehosting/data", "mail/imap"}
+			if fam == "legacy" { // legacy does not know bm/conf: it prints the path only
+				wantTags = wantTags[1:]
+			}
+			if err := json.Unmarshal([]byte(res.after[0]), &st); err != nil || !slices.Equal(st.Tags, wantTags) {
+				t.Errorf("state tags %q (%v), want %q", st.Tags, err, wantTags)
 			}
 			if got := steps(res.stdout); !slices.Equal(got, want[fam]) {
 				t.Errorf("steps:\n got %q\nwant %q", got, want[fam])

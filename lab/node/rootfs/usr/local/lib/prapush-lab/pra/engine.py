@@ -317,10 +317,6 @@ def sanity(gen):
 
 # ------------------------------- steps per tag ------------------------------------------
 
-def pg_conf_dir():
-    return os.path.join("/etc", "postgresql", PG, "main")
-
-
 def conf_etc(conf_part):
     return os.path.join(conf_part, "var/backups/bluemind/work/conf/etc")
 
@@ -505,6 +501,12 @@ def restore_part(log, tag, part, etc, legacy):
         steps_filehosting(log, part, legacy)
 
 
+def restored(part):
+    """Record a part the script handles (bm5 mail parts included: it claims them)."""
+    RESTORED["tags"].append(part["tag"])
+    RESTORED["partIds"].append(part["id"])
+
+
 def write_state(gen, ip):
     d = os.path.dirname(STATE_FILE)
     if d and not os.path.isdir(d):
@@ -573,17 +575,17 @@ def main():
                 sys.stdout.write(globals().get("NOT_TAGGED_FMT", "%s\n") % tag)
             continue
         PART_ID[0] = p["id"]
-        RESTORED["tags"].append(tag)
-        RESTORED["partIds"].append(p["id"])
         if LEGACY:
             if tag in ("mail/imap", "bm/es", "bm/core", "bm/pgsql", "mail/archive",
                        "filehosting/data"):
+                restored(p)
                 restore_part(LOG, tag, path, core_etc, True)
             else:
                 sys.stdout.write(path + "\n")
             continue
         sys.stdout.write("This server is tagged as %s\n" % tag)
         if tag in HEADERS:
+            restored(p)
             sys.stdout.write("\n**** RESTORE %s ****\n" % HEADERS[tag])
             restore_part(LOG, tag, path, core_etc, False)
 
