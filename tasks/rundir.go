@@ -75,6 +75,12 @@ func claimCmd(runsRoot, runID string, np NodePlan) Command {
 	b.WriteString(setVar("UNIT", "prapush-"+runID))
 	b.WriteString(aliveFn)
 	b.WriteString(`umask 077
+# Claiming again the run's own directory (the workstation died between the
+# claim and recording it) finds it claimed.
+if [ -d "$RUN" ]; then
+  if alive "$RUN" && [ ! -e "$RUN/started" ]; then rec pid "$(cat "$RUN/pid")"; else rec err "$RUN exists and its wrapper is gone or started"; fi
+  rec end ok; exit 0
+fi
 for d in "$RUNS"/*/; do
   [ -d "$d" ] || continue
   d=${d%/}

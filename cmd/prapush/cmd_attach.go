@@ -69,7 +69,7 @@ func (a *app) cmdAttach(ctx context.Context, args []string) error {
 // openRun loads a run's state and the inventory nodes of its runs (the
 // inventory it was started with unless -i names another that exists).
 func (a *app) openRun(cmd, ref string) (*runFile, string, *inventory.Inventory, []inventory.Node, error) {
-	rf, dir, err := a.loadRun(ref)
+	rf, dir, err := a.loadRun(ref, true)
 	if err != nil {
 		return nil, "", nil, nil, usageErr("%s: %v", cmd, err)
 	}

@@ -84,7 +84,7 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 		if o.generation != "" {
 			return usageErr("restore: --resume keeps the run's generation: drop --generation")
 		}
-		prev, _, err = a.loadRun(o.resume)
+		prev, _, err = a.loadRun(o.resume, false)
 		if err != nil {
 			return usageErr("restore: --resume: %v", err)
 		}
@@ -107,6 +107,9 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	defer au.Close()
 	started := time.Now()
 	runID := newRunID(started)
+	if d := a.reportDir(runID); fileExists(filepath.Join(d, runFileName)) {
+		return usageErr("restore: %s already holds a run (its logs and state would mix): choose another --report-dir", d)
+	}
 	topts := tasks.Options{Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel, Observer: a.observer(), RunID: runID}
 
 	if o.generation == "" {
@@ -171,12 +174,16 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 		return a.endRestore(dir, rep, exitOK, true)
 	}
 
-	// Which nodes: all, or on --resume those that did not succeed.
+	// Which nodes: all, or on --resume those that did not succeed; those
+	// that did are carried over as done, so that a resumed run can itself
+	// be resumed.
 	var idx []int
+	done := map[int]tasks.NodeRun{}
 	for i, n := range nodes {
 		if prev != nil {
 			if pn := prev.State.Find(n.Name); pn != nil && pn.Status == tasks.RestoreSuccess {
 				rep.Notes = append(rep.Notes, n.Name+" was restored by run "+prev.RunID+": not restored again")
+				done[i] = *pn
 				continue
 			}
 		}
@@ -195,8 +202,12 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	st := &tasks.RunState{RunID: runID, Generation: plan.GenID}
 	var runNodes []inventory.Node
 	var runConns []transport.Conn
-	for _, i := range idx {
-		st.Nodes = append(st.Nodes, tasks.NodeRun{Plan: plan.Nodes[i], Status: tasks.RestoreNotStarted})
+	for i := range nodes {
+		nr, ok := done[i]
+		if !ok {
+			nr = tasks.NodeRun{Plan: plan.Nodes[i], Status: tasks.RestoreNotStarted}
+		}
+		st.Nodes = append(st.Nodes, nr)
 		runNodes = append(runNodes, nodes[i])
 		runConns = append(runConns, conns[i])
 	}
@@ -548,12 +559,12 @@ func writeRun(dir string, rf *runFile) error {
 }
 
 // loadRun finds a run's directory (RUN-ID under prapush-reports/, the
-// --report-dir, or a directory path) and reads its state.json. An empty
-// ref picks the newest run under prapush-reports/.
-func (a *app) loadRun(ref string) (*runFile, string, error) {
+// --report-dir when useReportDir, or a directory path) and reads its
+// state.json. An empty ref picks the newest run under prapush-reports/.
+func (a *app) loadRun(ref string, useReportDir bool) (*runFile, string, error) {
 	var cands []string
 	switch {
-	case ref == "" && a.g.reportDir != "":
+	case ref == "" && useReportDir && a.g.reportDir != "":
 		cands = []string{a.g.reportDir}
 	case ref == "":
 		ents, _ := os.ReadDir("prapush-reports")
@@ -570,7 +581,7 @@ func (a *app) loadRun(ref string) (*runFile, string, error) {
 		cands = []string{filepath.Join("prapush-reports", names[len(names)-1])}
 	default:
 		cands = []string{filepath.Join("prapush-reports", ref), ref}
-		if a.g.reportDir != "" {
+		if useReportDir && a.g.reportDir != "" {
 			cands = append([]string{a.g.reportDir}, cands...)
 		}
 	}
@@ -586,7 +597,7 @@ func (a *app) loadRun(ref string) (*runFile, string, error) {
 		if rf.Schema != runSchema || rf.State == nil {
 			return nil, "", fmt.Errorf("read %s: not a prapush run state", filepath.Join(d, runFileName))
 		}
-		if ref != "" && rf.RunID != ref && filepath.Clean(d) != filepath.Clean(ref) && d != a.g.reportDir {
+		if ref != "" && rf.RunID != ref && filepath.Clean(d) != filepath.Clean(ref) && (!useReportDir || d != a.g.reportDir) {
 			continue
 		}
 		return &rf, d, nil
