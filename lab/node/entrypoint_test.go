@@ -142,7 +142,7 @@ func TestEntrypoint_CoreNodeLooksLikeAFreshBlueMindAfterTheSetupWizard(t *testin
 		t.Errorf("is-system-running: rc %d %q", rc, out)
 	}
 	// Switching the family later.
-	if got := n.mustSh(t, "lab-set-variant legacy && grep -c tagget /usr/share/bm-node/bm-pra-restore.py && cat /var/lib/prapush-lab/variant"); got != "2\nlegacy 11\n" {
+	if got := n.mustSh(t, "lab-set-variant legacy && grep -c tagget /usr/share/bm-node/bm-pra-restore.py && cat /var/lib/prapush-lab/variant && ls /etc/postgresql"); got != "2\nlegacy 11\n11\n14\n" {
 		t.Errorf("lab-set-variant: %q", got)
 	}
 }

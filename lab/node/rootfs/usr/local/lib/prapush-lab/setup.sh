@@ -46,4 +46,4 @@ getent passwd elasticsearch >/dev/null || useradd -r -U -d /var/spool/bm-elastic
 chown cyrus:mail /var/spool/cyrus /var/lib/cyrus
 
 # Default family until the entrypoint installs the one of LAB_VARIANT.
-/usr/local/sbin/lab-set-variant bm4es
+/usr/local/sbin/lab-set-variant --no-pg bm4es
