@@ -42,6 +42,8 @@ Global flags (before or after the command):
                               (a changed key is still refused)
       --timeout D             limit for the whole run (e.g. 30m; default none)
       --strict                warnings fail too
+      --ask-become-pass       ask the sudo password once, up front (terminal only); it is tried on one
+                              node before the others, so a wrong one cannot lock the account everywhere
   -h, --help                  this help
 
 Exit codes:
@@ -109,9 +111,6 @@ func (g *globals) validate() error {
 	}
 	if g.timeout < 0 {
 		return usageErr("--timeout must be positive")
-	}
-	if g.askBecomePass {
-		return usageErr("--ask-become-pass is not supported yet: use NOPASSWD sudo (become = \"sudo\") or log in as root")
 	}
 	return nil
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
@@ -112,6 +114,8 @@ type authenticator struct {
 	signers map[string][]ssh.Signer // by identity file
 	agent   func() ([]ssh.Signer, error)
 	closers []io.Closer
+	// becomePass is the sudo password given with --ask-become-pass.
+	becomePass []byte
 }
 
 func (a *app) newAuthenticator(nodes []inventory.Node) (*authenticator, error) {
@@ -152,7 +156,54 @@ func (a *app) newAuthenticator(nodes []inventory.Node) (*authenticator, error) {
 			au.signers[f] = s
 		}
 	}
+	if a.g.askBecomePass {
+		if err := a.askBecomePassword(au, nodes); err != nil {
+			au.Close()
+			return nil, err
+		}
+	}
 	return au, nil
+}
+
+// askBecomePassword asks the sudo password once, on the terminal, and tries
+// it on the first node that uses sudo before any other node sees it: a
+// wrong password then costs one failed attempt on one node, not an
+// account lock-out on every node.
+func (a *app) askBecomePassword(au *authenticator, nodes []inventory.Node) error {
+	var first *inventory.Node
+	for i := range nodes {
+		if nodes[i].SSH.Become == inventory.BecomeSudo {
+			first = &nodes[i]
+			break
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	f, ok := a.env.Stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return usageErr("--ask-become-pass needs a terminal on standard input")
+	}
+	fmt.Fprintf(a.env.Stderr, "sudo password (tried on %s first): ", first.Name)
+	pw, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.env.Stderr)
+	if err != nil {
+		return usageErr("read sudo password: %v", err)
+	}
+	au.becomePass = pw
+	ctx, cancel := context.WithTimeout(context.Background(), first.SSH.ConnectTimeout+30*time.Second)
+	defer cancel()
+	conn, err := a.dialer(au)(ctx, *first)
+	if err == nil {
+		err = conn.Run(ctx, "true", nil, nil, nil)
+		conn.Close()
+	}
+	if errors.Is(err, transport.ErrPrivilege) {
+		return &exitError{code: exitFailed, err: fmt.Errorf("node %s: the sudo password was refused; no other node was tried", first.Name)}
+	}
+	// Any other failure (unreachable, ...) is reported by the command
+	// itself, per node.
+	return nil
 }
 
 // methods returns the one public-key method offering the agent's keys and
@@ -166,6 +217,7 @@ func (au *authenticator) methods(files []string) []ssh.AuthMethod {
 }
 
 func (au *authenticator) Close() {
+	clear(au.becomePass)
 	for _, c := range au.closers {
 		_ = c.Close()
 	}
@@ -184,6 +236,9 @@ func (a *app) dialer(au *authenticator) tasks.DialFunc {
 			return nil, err
 		}
 		t.Auth = au.methods(a.identityFiles(n))
+		if n.SSH.Become == inventory.BecomeSudo {
+			t.BecomePassword = au.becomePass
+		}
 		return transport.Dial(ctx, t)
 	}
 }
