@@ -228,11 +228,14 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     t["effect"]()
                     t["final"] = "Success"
+        if t["final"] == "InError":
+            entry = "%s failed (lab knob FAIL_OP)" % t["name"]
+        else:
+            entry = "%s done" % t["name"]
         if rest.endswith("/_currentLogs"):
-            return self.reply(200, ["%s %s" % (t["name"], t["final"])])
+            return self.reply(200, ["%s started" % t["name"], entry])
         return self.reply(200, {"state": t["final"], "progress": 1.0, "steps": 2,
-                                "lastLogEntry": "%s %s" % (t["name"], t["final"]),
-                                "result": None})
+                                "lastLogEntry": entry, "result": None})
 
     def certificate(self, k):
         try:
