@@ -110,7 +110,7 @@ func apiCmd(tokenFile, url, method, body string) string {
 // not answer; worth retrying).
 func (p *poster) call(ctx context.Context, method, path, body string) (apiReply, error) {
 	var out, errb bytes.Buffer
-	err := p.conn.Run(ctx, apiCmd(p.o.TokenFile, p.o.API+path, method, body), nil, &out, &errb)
+	err := p.conn.Run(ctx, apiCmd(p.o.root+p.o.TokenFile, p.o.API+path, method, body), nil, &out, &errb)
 	stderr := strings.TrimSpace(errb.String())
 	var ee *transport.ExitError
 	if errors.As(err, &ee) {
