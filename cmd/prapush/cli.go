@@ -28,7 +28,8 @@ Commands:
                       verify, plan, and restore one generation on every node (stages in order)
   attach [RUN-ID]     reconnect to a run, replay what was missed, follow it to the end
   status [RUN-ID]     one-shot view of a run (remote state of every node)
-  post                the post-operations: not in this version yet (exit 2)
+  post [RUN-ID] [--no-resync] [--no-post]
+                      (re)run the automated post-operations on the core node
 
 Global flags (before or after the command):
   -i, --inventory FILE        inventory (default ./inventory.toml, env PRAPUSH_INVENTORY)
@@ -179,7 +180,7 @@ func run(ctx context.Context, args []string, env *Env) error {
 	case "status":
 		return a.cmdStatus(ctx, rest)
 	case "post":
-		return usageErr("%s: the post-operations are not in this version of prapush yet", cmd)
+		return a.cmdPost(ctx, rest)
 	}
 	return usageErr("unknown command %q", cmd)
 }
