@@ -555,3 +555,19 @@ func TestOutput_ClosedStdoutKillsTheRestoreWithBrokenPipe(t *testing.T) {
 		t.Errorf("stdout %q stderr %q after %q", res.stdout, res.stderr, res.after)
 	}
 }
+
+func TestVariantKnob_OverridesTheInstalledFamily(t *testing.T) {
+	store := tree{gens: standardGens()}.write(t)
+	// A bm4 file told to behave as legacy, then as bm5: the texts of those families.
+	res := run{variant: "bm4", store: store, knobs: knobs("VARIANT", "legacy"), stdin: "2\n"}.exec(t)
+	if res.rc != 0 || !strings.Contains(res.stdout, "This server is not tagget as mail/imap\n") ||
+		!strings.HasPrefix(res.stdout, "1\t") || !strings.Contains(res.stdout, "status: Ending with errors\n2\t") {
+		t.Errorf("VARIANT=legacy: rc %d %q", res.rc, res.stdout)
+	}
+	res = run{variant: "bm4", store: store, knobs: knobs("VARIANT", "bm5", "IPS", dataIP), stdin: "2\n"}.exec(t)
+	// bm5 on the data node: no cyrus restore, and the bj-data telegraf steps of bm4-es+.
+	if res.rc != 0 || strings.Contains(res.stdout, "Restoring Cyrus") ||
+		strings.Count(res.stdout, "\rStopping Telegraf OK\n") != 2 {
+		t.Errorf("VARIANT=bm5: rc %d %q", res.rc, res.stdout)
+	}
+}

