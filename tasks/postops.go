@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +86,8 @@ type PostOptions struct {
 	// OpTimeout bounds each operation, from its request to the end of its
 	// task.
 	OpTimeout time.Duration
-	// PollInterval is the pause between two polls of the state or a task.
+	// PollInterval is the longest pause between two polls of the state or
+	// a task (the first pauses are shorter).
 	PollInterval time.Duration
 	// API is the base URL of the API as seen from the core.
 	API string
@@ -173,7 +173,8 @@ func (o PostOptions) withDefaults() PostOptions {
 // not stop the next ones (they are independent); a dead connection or ctx
 // does, and the remaining results then say they did not run. The API token
 // is read on the node and never appears on a command line, in a result or
-// in an Observer event.
+// in an Observer event. Progress goes to obs as NodeEvent (phase "post"),
+// each result, once known, as a Check of the core node.
 func PostOperations(ctx context.Context, conn transport.Conn, opts PostOptions, obs Observer) []PostResult {
 	if obs == nil {
 		obs = NopObserver{}
@@ -199,10 +200,12 @@ type poster struct {
 
 func (p *poster) event(msg string) { p.obs.NodeEvent(p.o.Node, postPhase, msg) }
 
+// add records r and reports it to the Observer as a check result of the
+// core node, as soon as it is known.
 func (p *poster) add(r PostResult) {
 	r.Message = truncate(strings.TrimSpace(r.Message), postMessageMaxSize)
 	p.res = append(p.res, r)
-	p.event(fmt.Sprintf("%s %s: %s", r.ID, r.Status, r.Message))
+	p.obs.Check(CheckResult{ID: r.ID, Node: p.o.Node, Status: r.Status, Message: r.Message, Duration: r.Duration})
 }
 
 // fatal reports whether err leaves no way to go on: the connection is
@@ -280,6 +283,19 @@ func (p *poster) nodeNow(ctx context.Context) int64 {
 	}
 	n, _ := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64)
 	return n
+}
+
+// backoff returns the pause before poll n (0-based): short at first,
+// because most tasks end within a second, then doubling up to limit.
+func backoff(n int, limit time.Duration) time.Duration {
+	d := 250 * time.Millisecond
+	for range n {
+		if d >= limit {
+			break
+		}
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 // sleep waits d or until ctx is done.

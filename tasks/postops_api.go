@@ -147,7 +147,7 @@ func (p *poster) waitReady(ctx context.Context) PostResult {
 	start := time.Now()
 	res := PostResult{ID: PostCoreState}
 	last := "no answer yet"
-	for {
+	for n := 0; ; n++ {
 		r, err := p.call(ctx, http.MethodGet, "/api/system/installation/state", "")
 		var se *apiSetupError
 		switch {
@@ -176,13 +176,14 @@ func (p *poster) waitReady(ctx context.Context) PostResult {
 		default:
 			last = r.String()
 		}
-		if time.Since(start)+p.o.PollInterval > p.o.ReadyTimeout {
+		pause := backoff(n, p.o.PollInterval)
+		if time.Since(start)+pause > p.o.ReadyTimeout {
 			res.Status, res.TimedOut = Fail, true
 			res.Message = fmt.Sprintf("the core API did not answer CORE_STATE_RUNNING within %v (last: %s)", p.o.ReadyTimeout, last)
 			res.Duration = time.Since(start)
 			return res
 		}
-		if err := sleep(ctx, p.o.PollInterval); err != nil {
+		if err := sleep(ctx, pause); err != nil {
 			p.fatal(ctx, err)
 			res.Status, res.Message = Fail, "waiting for the core API: "+err.Error()
 			return res
@@ -249,7 +250,7 @@ func (p *poster) operation(ctx context.Context, id, path string, cert bool) Post
 // until then; an unknown task is not.
 func (p *poster) poll(ctx context.Context, tid string, start time.Time, done func(Status, string) PostResult) PostResult {
 	last := "no answer yet"
-	for {
+	for n := 0; ; n++ {
 		r, err := p.call(ctx, http.MethodGet, "/api/tasks/"+tid, "")
 		var se *apiSetupError
 		switch {
@@ -296,12 +297,13 @@ func (p *poster) poll(ctx context.Context, tid string, start time.Time, done fun
 				last += ": " + ts.LastLogEntry
 			}
 		}
-		if time.Since(start)+p.o.PollInterval > p.o.OpTimeout {
+		pause := backoff(n, p.o.PollInterval)
+		if time.Since(start)+pause > p.o.OpTimeout {
 			res := done(Fail, fmt.Sprintf("task %s not finished within %v (last: %s)", tid, p.o.OpTimeout, last))
 			res.TimedOut = true
 			return res
 		}
-		if err := sleep(ctx, p.o.PollInterval); err != nil {
+		if err := sleep(ctx, pause); err != nil {
 			p.fatal(ctx, err)
 			return done(Fail, "task "+tid+": interrupted: "+err.Error())
 		}

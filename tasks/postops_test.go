@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -244,6 +245,25 @@ func (c *fakeCore) Upload(ctx context.Context, path string, data []byte, mode fs
 
 func (c *fakeCore) Close() error { return nil }
 
+// postObs records what an Observer is told.
+type postObs struct {
+	mu     sync.Mutex
+	events []string
+	checks []CheckResult
+}
+
+func (o *postObs) NodeEvent(node, phase, msg string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, phase+": "+msg)
+}
+
+func (o *postObs) Check(r CheckResult) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.checks = append(o.checks, r)
+}
+
 func testPostOptions() PostOptions {
 	return PostOptions{Node: "core", CoreIP: "10.0.0.1", NodeIPs: []string{"10.0.0.1", "10.0.0.2"}, ExternalURL: "mail.acme.example"}
 }
@@ -276,9 +296,23 @@ func TestPostOperations_PollsEveryTaskFromInProgressToSuccess(t *testing.T) {
 		for _, op := range c.api.ops {
 			op.pollsNeeded = 3
 		}
-		rs := PostOperations(t.Context(), c, testPostOptions(), nil)
+		obs := &postObs{}
+		rs := PostOperations(t.Context(), c, testPostOptions(), obs)
 		if fmt.Sprint(ids(rs)) != fmt.Sprint(allPostIDs) {
 			t.Fatalf("results %v, want %v", ids(rs), allPostIDs)
+		}
+		var seen []string
+		for _, r := range obs.checks {
+			seen = append(seen, r.ID)
+			if r.Node != "core" {
+				t.Errorf("observer: result %s of node %q, want core", r.ID, r.Node)
+			}
+		}
+		if fmt.Sprint(seen) != fmt.Sprint(allPostIDs) {
+			t.Errorf("observer saw results %v, want each once, in order", seen)
+		}
+		if !slices.Contains(obs.events, "post: firewall.update started") {
+			t.Errorf("observer events %q lack the start of firewall.update", obs.events)
 		}
 		for _, r := range rs {
 			if r.Status != Pass {
@@ -349,7 +383,8 @@ func TestPostOperations_TaskThatNeverEndsTimesOutAndTheNextOperationRuns(t *test
 			t.Errorf("dataprotect.resync %+v, want a timed-out failure", r)
 		}
 		polls := c.api.tasks["task-1"].polls
-		if want := int(o.OpTimeout / DefaultPollInterval); polls < want-1 || polls > want+1 {
+		// 250ms, 500ms, 1s, then every 2s.
+		if want := 3 + int((o.OpTimeout-1750*time.Millisecond)/DefaultPollInterval); polls < want-1 || polls > want+1 {
 			t.Errorf("polled %d times in %v at %v intervals", polls, o.OpTimeout, DefaultPollInterval)
 		}
 		if fw := byID(t, rs, PostFirewall); fw.Status != Pass {
@@ -383,7 +418,7 @@ func TestPostOperations_WaitsUntilTheCoreRuns(t *testing.T) {
 		if len(c.api.posts) != 4 {
 			t.Errorf("POSTs %v, want the 4 operations once the core runs", c.api.posts)
 		}
-		if d := time.Since(start); d < 2*DefaultPollInterval {
+		if d := time.Since(start); d < backoff(0, DefaultPollInterval)+backoff(1, DefaultPollInterval) {
 			t.Errorf("did not pause between polls (fake clock moved %v)", d)
 		}
 	})
@@ -628,6 +663,20 @@ func TestPostOptionsFor_TakesTheCoreAndEveryNodeIP(t *testing.T) {
 	inv.Nodes = inv.Nodes[1:]
 	if _, err := PostOptionsFor(inv); err == nil {
 		t.Error("no error for an inventory without a core node")
+	}
+}
+
+func TestBackoff_StartsShortAndDoublesUpToTheInterval(t *testing.T) {
+	var got []time.Duration
+	for n := range 6 {
+		got = append(got, backoff(n, 2*time.Second))
+	}
+	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("backoff %v, want %v", got, want)
+	}
+	if d := backoff(3, 10*time.Millisecond); d != 10*time.Millisecond {
+		t.Errorf("backoff under a 10ms interval: %v", d)
 	}
 }
 

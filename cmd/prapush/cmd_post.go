@@ -192,11 +192,16 @@ func (a *app) printPost(rep *report.Report, core string) {
 	fmt.Fprintf(w, "post %s: %s (exit %d)\n", rep.RunID, verdict, rep.ExitCode)
 }
 
-// postObserver prints one line per post-operation event on stderr, as
-// they happen: waiting for the core or a task can take minutes.
+// postObserver prints the progress of the post-operations on stderr as it
+// happens (waiting for the core or a task can take minutes); the results
+// are printed once, at the end.
 func (a *app) postObserver() tasks.Observer {
 	if a.g.output == "json" {
-		return a.observer()
+		return tasks.NopObserver{}
 	}
-	return &lineObserver{w: a.env.Stderr}
+	return &postLines{lineObserver: lineObserver{w: a.env.Stderr}}
 }
+
+type postLines struct{ lineObserver }
+
+func (o *postLines) Check(tasks.CheckResult) {}
