@@ -50,7 +50,7 @@ func (a *app) cmdPost(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, err := tasks.PostOptionsFor(inv)
+	opts, err := postOptions(inv, rf, noResync, noPost)
 	if err != nil {
 		return usageErr("post: %v", err)
 	}
@@ -63,16 +63,11 @@ func (a *app) cmdPost(ctx context.Context, args []string) error {
 	if a.g.limit != "" {
 		notes = append(notes, "--limit ignored: the post-operations run on the core node "+core.Name)
 	}
-	opts.NoResync, opts.NoPost = noResync, noPost
 	started := time.Now()
 	runID := newRunID(started)
 	if rf != nil {
 		runID = rf.RunID
-		opts.Generation = rf.State.Generation
 		for _, n := range rf.State.Nodes {
-			if n.EndedAt.After(opts.RestoreEnded) {
-				opts.RestoreEnded = n.EndedAt
-			}
 			if n.Status != tasks.RestoreSuccess {
 				notes = append(notes, fmt.Sprintf("post-operations run although %s's restore is %s in run %s", n.Plan.Node, n.Status, rf.RunID))
 			}
@@ -125,6 +120,27 @@ func (a *app) cmdPost(ctx context.Context, args []string) error {
 	return nil
 }
 
+// postOptions returns the post-operations' options for inv and what run rf
+// (nil = none) knows: the restored generation (bm.ini is compared with its
+// copy in the backup) and when the last node's restore ended. restore
+// calls it too, with its --no-resync and --no-post.
+func postOptions(inv *inventory.Inventory, rf *runFile, noResync, noPost bool) (tasks.PostOptions, error) {
+	opts, err := tasks.PostOptionsFor(inv)
+	if err != nil {
+		return opts, err
+	}
+	opts.NoResync, opts.NoPost = noResync, noPost
+	if rf != nil && rf.State != nil {
+		opts.Generation = rf.State.Generation
+		for _, n := range rf.State.Nodes {
+			if n.EndedAt.After(opts.RestoreEnded) {
+				opts.RestoreEnded = n.EndedAt
+			}
+		}
+	}
+	return opts, nil
+}
+
 // restoreCode is the exit code of a restore report without its
 // post-operations: success when every node was restored, else what the
 // report said.
@@ -141,8 +157,9 @@ func restoreCode(rep *report.Report) int {
 }
 
 // postCode fills rep.PostOperations from results and returns the exit code
-// they mean: 3 when the core could not be reached, 4 for a time limit, 1 for
-// a failure (a warning too with --strict).
+// they mean: 3 when the core could not be reached (connected: the connect
+// results of the core, may be nil), 4 for a time limit, 1 for a failure (a
+// warning too with --strict, then recorded as a failure).
 func (a *app) postCode(rep *report.Report, connected []tasks.NodeResult, results []tasks.PostResult) int {
 	var codes []int
 	for _, r := range connected {
