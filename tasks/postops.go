@@ -287,7 +287,7 @@ func (p *poster) nodeNow(ctx context.Context) int64 {
 
 // backoff returns the pause before poll n (0-based): short at first,
 // because most tasks end within a second, then doubling up to limit.
-func backoff(n int, limit time.Duration) time.Duration {
+func postBackoff(n int, limit time.Duration) time.Duration {
 	d := 250 * time.Millisecond
 	for range n {
 		if d >= limit {
@@ -299,7 +299,7 @@ func backoff(n int, limit time.Duration) time.Duration {
 }
 
 // sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
+func postSleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -311,6 +311,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // since formats a duration for a message, to the second.
-func since(t time.Time) string {
+func postSince(t time.Time) string {
 	return time.Since(t).Round(time.Second).String()
 }

@@ -137,7 +137,9 @@ func (p *poster) call(ctx context.Context, method, path, body string) (apiReply,
 	return apiReply{Code: code, Body: b[:i]}, nil
 }
 
-func refused(code int) bool { return code == http.StatusUnauthorized || code == http.StatusForbidden }
+func apiRefused(code int) bool {
+	return code == http.StatusUnauthorized || code == http.StatusForbidden
+}
 
 const tokenRefused = "the API refused the token of "
 
@@ -159,7 +161,7 @@ func (p *poster) waitReady(ctx context.Context) PostResult {
 			return res
 		case err != nil:
 			last = err.Error()
-		case refused(r.Code):
+		case apiRefused(r.Code):
 			res.Status, res.Message = Fail, tokenRefused+p.o.TokenFile+" ("+r.String()+")"
 			return res
 		case r.Code == http.StatusOK:
@@ -168,7 +170,7 @@ func (p *poster) waitReady(ctx context.Context) PostResult {
 				state = strings.Trim(strings.TrimSpace(string(r.Body)), `"`)
 			}
 			if state == "CORE_STATE_RUNNING" {
-				res.Status, res.Message = Pass, "CORE_STATE_RUNNING (waited "+since(start)+")"
+				res.Status, res.Message = Pass, "CORE_STATE_RUNNING (waited "+postSince(start)+")"
 				res.Duration = time.Since(start)
 				return res
 			}
@@ -176,14 +178,14 @@ func (p *poster) waitReady(ctx context.Context) PostResult {
 		default:
 			last = r.String()
 		}
-		pause := backoff(n, p.o.PollInterval)
+		pause := postBackoff(n, p.o.PollInterval)
 		if time.Since(start)+pause > p.o.ReadyTimeout {
 			res.Status, res.TimedOut = Fail, true
 			res.Message = fmt.Sprintf("the core API did not answer CORE_STATE_RUNNING within %v (last: %s)", p.o.ReadyTimeout, last)
 			res.Duration = time.Since(start)
 			return res
 		}
-		if err := sleep(ctx, pause); err != nil {
+		if err := postSleep(ctx, pause); err != nil {
 			p.fatal(ctx, err)
 			res.Status, res.Message = Fail, "waiting for the core API: "+err.Error()
 			return res
@@ -223,7 +225,7 @@ func (p *poster) operation(ctx context.Context, id, path string, cert bool) Post
 		return done(Fail, se.msg)
 	case err != nil:
 		return done(Fail, err.Error())
-	case refused(r.Code):
+	case apiRefused(r.Code):
 		return done(Fail, tokenRefused+p.o.TokenFile+" ("+r.String()+")")
 	case r.Code < 200 || r.Code > 299:
 		return done(Fail, "POST "+path+": "+r.String())
@@ -260,7 +262,7 @@ func (p *poster) poll(ctx context.Context, tid string, start time.Time, done fun
 			return done(Fail, "task "+tid+": "+se.msg)
 		case err != nil:
 			last = err.Error()
-		case refused(r.Code):
+		case apiRefused(r.Code):
 			return done(Fail, "task "+tid+": "+tokenRefused+p.o.TokenFile+" ("+r.String()+")")
 		case r.Code == http.StatusNotFound:
 			return done(Fail, "task "+tid+" is unknown to the API (did bm-core restart?): "+r.String())
@@ -274,7 +276,7 @@ func (p *poster) poll(ctx context.Context, tid string, start time.Time, done fun
 			}
 			switch ts.State {
 			case "Success":
-				msg := "task " + tid + " succeeded in " + since(start)
+				msg := "task " + tid + " succeeded in " + postSince(start)
 				if ts.LastLogEntry != "" {
 					msg += " (" + ts.LastLogEntry + ")"
 				}
@@ -297,13 +299,13 @@ func (p *poster) poll(ctx context.Context, tid string, start time.Time, done fun
 				last += ": " + ts.LastLogEntry
 			}
 		}
-		pause := backoff(n, p.o.PollInterval)
+		pause := postBackoff(n, p.o.PollInterval)
 		if time.Since(start)+pause > p.o.OpTimeout {
 			res := done(Fail, fmt.Sprintf("task %s not finished within %v (last: %s)", tid, p.o.OpTimeout, last))
 			res.TimedOut = true
 			return res
 		}
-		if err := sleep(ctx, pause); err != nil {
+		if err := postSleep(ctx, pause); err != nil {
 			p.fatal(ctx, err)
 			return done(Fail, "task "+tid+": interrupted: "+err.Error())
 		}

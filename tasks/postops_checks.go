@@ -173,7 +173,7 @@ func (p *poster) iniCopies(ctx context.Context) ([]string, error) {
 }
 
 // worst returns the most severe of statuses (fail > warn > pass).
-func worst(a, b Status) Status {
+func postWorst(a, b Status) Status {
 	rank := map[Status]int{Pass: 0, Skip: 0, Warn: 1, Fail: 2}
 	if rank[b] > rank[a] {
 		return b
@@ -287,7 +287,7 @@ func (p *poster) checkCertificate(f postFacts) PostResult {
 			msgs = append(msgs, "valid until "+end)
 		}
 		if n, ok := f.int("cert_names"); ok && n == 0 {
-			r.Status = worst(r.Status, Warn)
+			r.Status = postWorst(r.Status, Warn)
 			msgs = append(msgs, "does not name "+p.o.ExternalURL)
 		}
 	}
@@ -308,7 +308,7 @@ func (p *poster) ref(op string) (int64, string) {
 	return 0, ""
 }
 
-func stamp(epoch int64) string { return time.Unix(epoch, 0).UTC().Format(time.RFC3339) }
+func postStamp(epoch int64) string { return time.Unix(epoch, 0).UTC().Format(time.RFC3339) }
 
 func (p *poster) checkFirewall(f postFacts) PostResult {
 	r := PostResult{ID: PostCheckFirewall, Status: Pass}
@@ -347,7 +347,7 @@ func (p *poster) fresh(r *PostResult, what, mtime, op string) []string {
 		return []string{what + ": unreadable mtime " + strconv.Quote(mtime)}
 	case m < ref:
 		r.Status = Fail
-		return []string{fmt.Sprintf("%s written %s, before %s (%s)", what, stamp(m), refWhat, stamp(ref))}
+		return []string{fmt.Sprintf("%s written %s, before %s (%s)", what, postStamp(m), refWhat, postStamp(ref))}
 	}
 	return []string{"rewritten after " + refWhat}
 }
@@ -396,21 +396,21 @@ func (p *poster) checkDataProtect(ctx context.Context, f postFacts, apiUp bool) 
 		}
 	}
 	slices.Sort(files)
-	reply, err := p.call(ctx, http.MethodGet, "/api/dataprotect/generations", "")
-	if p.fatal(ctx, err) || err != nil || reply.Code != http.StatusOK {
+	ans, err := p.call(ctx, http.MethodGet, "/api/dataprotect/generations", "")
+	if p.fatal(ctx, err) || err != nil || ans.Code != http.StatusOK {
 		r.Status = Fail
 		switch {
 		case err != nil:
 			r.Message = "GET /api/dataprotect/generations: " + err.Error()
 		default:
-			r.Message = "GET /api/dataprotect/generations: " + reply.String()
+			r.Message = "GET /api/dataprotect/generations: " + ans.String()
 		}
 		return r
 	}
 	var gens []struct {
 		ID int `json:"id"`
 	}
-	if err := json.Unmarshal(reply.Body, &gens); err != nil {
+	if err := json.Unmarshal(ans.Body, &gens); err != nil {
 		r.Status, r.Message = Fail, "GET /api/dataprotect/generations: unreadable answer: "+err.Error()
 		return r
 	}

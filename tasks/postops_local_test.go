@@ -45,14 +45,14 @@ type localCore struct {
 	certType  string
 	tasks     map[string]func() // effect applied when the task ends
 	polls     map[string]int
-	pem       pemSet
+	pem       postPEMSet
 }
 
-type pemSet struct{ cert, key, ca string }
+type postPEMSet struct{ cert, key, ca string }
 
 // newPEMSet generates, at test time, a CA and a server certificate for
 // host: certificate, private key and CA blocks as BlueMind concatenates them.
-func newPEMSet(t *testing.T, host string) pemSet {
+func newPostPEMSet(t *testing.T, host string) postPEMSet {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -80,7 +80,7 @@ func newPEMSet(t *testing.T, host string) pemSet {
 		t.Fatal(err)
 	}
 	enc := func(typ string, b []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b})) }
-	return pemSet{cert: enc("CERTIFICATE", der), key: enc("PRIVATE KEY", keyDER), ca: enc("CERTIFICATE", caDER)}
+	return postPEMSet{cert: enc("CERTIFICATE", der), key: enc("PRIVATE KEY", keyDER), ca: enc("CERTIFICATE", caDER)}
 }
 
 func newLocalCore(t *testing.T) *localCore {
@@ -96,9 +96,9 @@ func newLocalCore(t *testing.T) *localCore {
 	_, _ = rand.Read(tb[:])
 	lc := &localCore{t: t, dir: dir, root: filepath.Join(dir, "root"), token: hex.EncodeToString(tb[:]),
 		argvLog: filepath.Join(dir, "curl-argv.log"), tasks: map[string]func(){}, polls: map[string]int{}}
-	lc.pem = newPEMSet(t, "mail.acme.example")
+	lc.pem = newPostPEMSet(t, "mail.acme.example")
 	bin := filepath.Join(dir, "bin")
-	writeFile(t, filepath.Join(bin, "curl"), "#!/bin/sh\nprintf '%s\\n' \"$*\" >>"+shq(lc.argvLog)+"\nexec "+shq(realCurl)+" \"$@\"\n", 0o755)
+	writeFile(t, filepath.Join(bin, "curl"), "#!/bin/sh\nprintf '%s\\n' \"$*\" >>"+postShellQuote(lc.argvLog)+"\nexec "+postShellQuote(realCurl)+" \"$@\"\n", 0o755)
 	writeFile(t, filepath.Join(bin, "bmctl"), "#!/bin/sh\necho 'bm-core: active (running)'\n", 0o755)
 	writeFile(t, filepath.Join(bin, "systemctl"), "#!/bin/sh\necho active\n", 0o755)
 	ini := "[global]\nexternal-url = mail.acme.example\nhost = 10.0.0.1\n"
@@ -121,7 +121,7 @@ func newLocalCore(t *testing.T) *localCore {
 	return lc
 }
 
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+func postShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (lc *localCore) opts() PostOptions {
 	o := testPostOptions()
@@ -130,7 +130,7 @@ func (lc *localCore) opts() PostOptions {
 	return o
 }
 
-func (lc *localCore) reply(w http.ResponseWriter, code int, body any) {
+func (lc *localCore) respond(w http.ResponseWriter, code int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	if body != nil {
@@ -144,7 +144,7 @@ func (lc *localCore) serve(w http.ResponseWriter, r *http.Request) {
 	lc.requests++
 	if r.Header.Get("X-BM-ApiKey") != lc.token {
 		lc.badTokens++
-		lc.reply(w, 401, map[string]string{"errorCode": "PERMISSION_DENIED", "message": "invalid or missing X-BM-ApiKey"})
+		lc.respond(w, 401, map[string]string{"errorCode": "PERMISSION_DENIED", "message": "invalid or missing X-BM-ApiKey"})
 		return
 	}
 	write := func(rel, content string) {
@@ -155,13 +155,13 @@ func (lc *localCore) serve(w http.ResponseWriter, r *http.Request) {
 	task := func(effect func()) {
 		id := fmt.Sprintf("t%d", len(lc.tasks)+1)
 		lc.tasks[id] = effect
-		lc.reply(w, 200, map[string]string{"id": id})
+		lc.respond(w, 200, map[string]string{"id": id})
 	}
 	switch p := r.URL.Path; {
 	case r.Method == "GET" && p == "/api/system/installation/state":
-		lc.reply(w, 200, "CORE_STATE_RUNNING")
+		lc.respond(w, 200, "CORE_STATE_RUNNING")
 	case r.Method == "GET" && p == "/api/dataprotect/generations":
-		lc.reply(w, 200, []map[string]int{{"id": 312}})
+		lc.respond(w, 200, []map[string]int{{"id": 312}})
 	case r.Method == "POST" && p == "/api/dataprotect/_syncfs":
 		task(func() {})
 	case r.Method == "POST" && p == "/api/system/security/_updatefirewallrules":
@@ -176,7 +176,7 @@ func (lc *localCore) serve(w http.ResponseWriter, r *http.Request) {
 		lc.certType = r.Header.Get("Content-Type")
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &lc.certData); err != nil {
-			lc.reply(w, 400, map[string]string{"errorCode": "INVALID_PARAMETER", "message": err.Error()})
+			lc.respond(w, 400, map[string]string{"errorCode": "INVALID_PARAMETER", "message": err.Error()})
 			return
 		}
 		w.WriteHeader(200)
@@ -184,20 +184,20 @@ func (lc *localCore) serve(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimPrefix(p, "/api/tasks/")
 		effect, ok := lc.tasks[id]
 		if !ok {
-			lc.reply(w, 404, map[string]string{"errorCode": "NOT_FOUND", "message": id})
+			lc.respond(w, 404, map[string]string{"errorCode": "NOT_FOUND", "message": id})
 			return
 		}
 		lc.polls[id]++
 		if lc.polls[id] == 1 {
-			lc.reply(w, 200, map[string]any{"state": "InProgress", "progress": 0.5, "lastLogEntry": "running"})
+			lc.respond(w, 200, map[string]any{"state": "InProgress", "progress": 0.5, "lastLogEntry": "running"})
 			return
 		}
 		if lc.polls[id] == 2 {
 			effect()
 		}
-		lc.reply(w, 200, map[string]any{"state": "Success", "progress": 1, "lastLogEntry": "done"})
+		lc.respond(w, 200, map[string]any{"state": "Success", "progress": 1, "lastLogEntry": "done"})
 	default:
-		lc.reply(w, 404, map[string]string{"errorCode": "NOT_FOUND", "message": p})
+		lc.respond(w, 404, map[string]string{"errorCode": "NOT_FOUND", "message": p})
 	}
 }
 
@@ -224,7 +224,7 @@ func TestPostOperations_RealScriptsPassTheTokenOnlyThroughCurlsStdin(t *testing.
 			t.Errorf("%s: %s %q, want %s", r.ID, r.Status, r.Message, want)
 		}
 	}
-	if r := byID(t, rs, PostCheckConfig); !strings.Contains(r.Message, "bm.ini equals generation 312's copy") {
+	if r := postByID(t, rs, PostCheckConfig); !strings.Contains(r.Message, "bm.ini equals generation 312's copy") {
 		t.Errorf("check.config %q: the restored bm.ini was not found equal to the backup's", r.Message)
 	}
 	if lc.requests == 0 || lc.badTokens != 0 {
@@ -256,7 +256,7 @@ func TestPostOperations_RealScriptsPassTheTokenOnlyThroughCurlsStdin(t *testing.
 	if lc.certData["certificate"] != lc.pem.cert || lc.certData["privateKey"] != lc.pem.key || lc.certData["certificateAuthority"] != lc.pem.ca {
 		t.Errorf("CertData %q, want the file's certificate, key and CA blocks", lc.certData)
 	}
-	if r := byID(t, rs, PostCheckCert); !strings.Contains(r.Message, "valid until") && !strings.Contains(r.Message, "no openssl") {
+	if r := postByID(t, rs, PostCheckCert); !strings.Contains(r.Message, "valid until") && !strings.Contains(r.Message, "no openssl") {
 		t.Errorf("check.certificate %q", r.Message)
 	}
 }
@@ -265,7 +265,7 @@ func TestPostOperations_RealScriptRefusesAnOddTokenBeforeRunningCurl(t *testing.
 	lc := newLocalCore(t)
 	writeFile(t, filepath.Join(lc.root, "etc/bm/bm-core.tok"), "abc\"\nheader = \"X-Other: 1", 0o440)
 	rs := PostOperations(t.Context(), lc.conn, lc.opts(), nil)
-	r := byID(t, rs, PostCoreState)
+	r := postByID(t, rs, PostCoreState)
 	if r.Status != Fail || !strings.Contains(r.Message, "unexpected characters") {
 		t.Errorf("core.state %+v", r)
 	}
@@ -278,7 +278,7 @@ func TestPostOperations_RealScriptReportsARefusedToken(t *testing.T) {
 	lc := newLocalCore(t)
 	writeFile(t, filepath.Join(lc.root, "etc/bm/bm-core.tok"), "0000-not-the-token", 0o440)
 	rs := PostOperations(t.Context(), lc.conn, lc.opts(), nil)
-	if r := byID(t, rs, PostCoreState); r.Status != Fail || !strings.Contains(r.Message, "PERMISSION_DENIED") {
+	if r := postByID(t, rs, PostCoreState); r.Status != Fail || !strings.Contains(r.Message, "PERMISSION_DENIED") {
 		t.Errorf("core.state %+v, want the API's refusal", r)
 	}
 	if lc.requests != 1 {
@@ -290,13 +290,13 @@ func TestPostOperations_RealScriptSendsNoCertificateWithoutItsKey(t *testing.T) 
 	lc := newLocalCore(t)
 	writeFile(t, filepath.Join(lc.root, "etc/ssl/certs/bm_cert.pem"), lc.pem.cert+lc.pem.ca, 0o644)
 	rs := PostOperations(t.Context(), lc.conn, lc.opts(), nil)
-	if r := byID(t, rs, PostCertificate); r.Status != Fail || !strings.Contains(r.Message, "does not hold both a certificate and a private key") {
+	if r := postByID(t, rs, PostCertificate); r.Status != Fail || !strings.Contains(r.Message, "does not hold both a certificate and a private key") {
 		t.Errorf("certificate.reinstall %+v", r)
 	}
 	if lc.certData != nil {
 		t.Errorf("a certificate was posted: %v", lc.certData)
 	}
-	if r := byID(t, rs, PostCheckCert); r.Status != Fail {
+	if r := postByID(t, rs, PostCheckCert); r.Status != Fail {
 		t.Errorf("check.certificate %+v, want fail", r)
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 // splitQuoted splits a command line made by transport.Quote back into its
 // words (bare words, '...' and the '\” escape).
-func splitQuoted(t testing.TB, s string) []string {
+func postSplitWords(t testing.TB, s string) []string {
 	t.Helper()
 	var words []string
 	var cur strings.Builder
@@ -61,60 +61,60 @@ func splitQuoted(t testing.TB, s string) []string {
 
 func TestSplitQuoted_InvertsQuote(t *testing.T) {
 	in := []string{"sh", "-c", "it's a \"script\"\n$x", "", "a b", `\`}
-	got := splitQuoted(t, transport.Quote(in...))
+	got := postSplitWords(t, transport.Quote(in...))
 	if fmt.Sprint(got) != fmt.Sprint(in) || len(got) != len(in) {
 		t.Fatalf("split(Quote(%q)) = %q", in, got)
 	}
 }
 
-// fakeTask is one task of fakeAPI.
-type fakeTask struct {
+// fakePostTask is one task of fakeCoreAPI.
+type fakePostTask struct {
 	polls, pollsNeeded int
 	final              string // "Success" or "InError"; "" = never ends
 	entry              string
 	logs               []string
 }
 
-// fakeAPI emulates the core's local API in memory (domain §4.6).
-type fakeAPI struct {
+// fakeCoreAPI emulates the core's local API in memory (domain §4.6).
+type fakeCoreAPI struct {
 	mu         sync.Mutex
-	stateSeq   []reply // answers of GET state, the last one repeated
+	stateSeq   []apiAnswer // answers of GET state, the last one repeated
 	stateCalls int
 	ops        map[string]*opBehaviour // by path
-	tasks      map[string]*fakeTask
+	tasks      map[string]*fakePostTask
 	generation string // body of GET /api/dataprotect/generations
 	posts      []string
 }
 
-type reply struct {
+type apiAnswer struct {
 	code int
 	body string
 }
 
 type opBehaviour struct {
-	http        *reply // answered instead of a task
-	void        bool   // 200 without body (updateCertificate)
+	http        *apiAnswer // answered instead of a task
+	void        bool       // 200 without body (updateCertificate)
 	pollsNeeded int
 	final       string
 	entry       string
 	logs        []string
 }
 
-func newFakeAPI() *fakeAPI {
-	return &fakeAPI{
-		stateSeq: []reply{{200, `"CORE_STATE_RUNNING"`}},
+func newFakeCoreAPI() *fakeCoreAPI {
+	return &fakeCoreAPI{
+		stateSeq: []apiAnswer{{200, `"CORE_STATE_RUNNING"`}},
 		ops: map[string]*opBehaviour{
 			"/api/dataprotect/_syncfs":                  {pollsNeeded: 1, final: "Success"},
 			"/api/system/security/_updatefirewallrules": {pollsNeeded: 1, final: "Success"},
 			"/api/system/maildelivery/mgmt/_repair":     {pollsNeeded: 1, final: "Success"},
 			"/api/system/security":                      {void: true},
 		},
-		tasks:      map[string]*fakeTask{},
+		tasks:      map[string]*fakePostTask{},
 		generation: `[{"id":310},{"id":311},{"id":312}]`,
 	}
 }
 
-func (a *fakeAPI) serve(method, path string) reply {
+func (a *fakeCoreAPI) serve(method, path string) apiAnswer {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
@@ -123,17 +123,17 @@ func (a *fakeAPI) serve(method, path string) reply {
 		a.stateCalls++
 		return r
 	case method == "GET" && path == "/api/dataprotect/generations":
-		return reply{200, a.generation}
+		return apiAnswer{200, a.generation}
 	case method == "GET" && strings.HasPrefix(path, "/api/tasks/"):
 		rest := strings.TrimPrefix(path, "/api/tasks/")
 		id, logs := strings.CutSuffix(rest, "/_currentLogs")
 		tk := a.tasks[id]
 		if tk == nil {
-			return reply{404, `{"errorCode":"NOT_FOUND","message":"task ` + id + `"}`}
+			return apiAnswer{404, `{"errorCode":"NOT_FOUND","message":"task ` + id + `"}`}
 		}
 		if logs {
 			b, _ := json.Marshal(tk.logs)
-			return reply{200, string(b)}
+			return apiAnswer{200, string(b)}
 		}
 		tk.polls++
 		state, entry := "InProgress", "running"
@@ -141,31 +141,31 @@ func (a *fakeAPI) serve(method, path string) reply {
 			state, entry = tk.final, tk.entry
 		}
 		b, _ := json.Marshal(map[string]any{"state": state, "progress": 0.5, "lastLogEntry": entry, "result": nil})
-		return reply{200, string(b)}
+		return apiAnswer{200, string(b)}
 	case method == "POST":
 		a.posts = append(a.posts, path)
 		op := a.ops[path]
 		switch {
 		case op == nil:
-			return reply{404, `{"errorCode":"NOT_FOUND","message":"` + path + `"}`}
+			return apiAnswer{404, `{"errorCode":"NOT_FOUND","message":"` + path + `"}`}
 		case op.http != nil:
 			return *op.http
 		case op.void:
-			return reply{200, ""}
+			return apiAnswer{200, ""}
 		}
 		id := fmt.Sprintf("task-%d", len(a.tasks)+1)
-		a.tasks[id] = &fakeTask{pollsNeeded: op.pollsNeeded, final: op.final, entry: op.entry, logs: op.logs}
-		return reply{200, `{"id":"` + id + `"}`}
+		a.tasks[id] = &fakePostTask{pollsNeeded: op.pollsNeeded, final: op.final, entry: op.entry, logs: op.logs}
+		return apiAnswer{200, `{"id":"` + id + `"}`}
 	}
-	return reply{404, `{"errorCode":"NOT_FOUND","message":"` + path + `"}`}
+	return apiAnswer{404, `{"errorCode":"NOT_FOUND","message":"` + path + `"}`}
 }
 
 // fakeCore is an in-memory transport.Conn of a core node: it answers the
-// API script through fakeAPI, the check script with canned facts, and
+// API script through fakeCoreAPI, the check script with canned facts, and
 // records every command line.
 type fakeCore struct {
 	t        testing.TB
-	api      *fakeAPI
+	api      *fakeCoreAPI
 	mu       sync.Mutex
 	commands []string
 	stdins   int // commands given a stdin
@@ -176,12 +176,12 @@ type fakeCore struct {
 }
 
 func newFakeCore(t testing.TB) *fakeCore {
-	return &fakeCore{t: t, api: newFakeAPI(), now: 1_700_000_000, facts: goodFacts(1_700_000_000)}
+	return &fakeCore{t: t, api: newFakeCoreAPI(), now: 1_700_000_000, facts: goodPostFacts(1_700_000_000)}
 }
 
 // goodFacts is the check script's output on a healthy core whose files
 // were rewritten at epoch now.
-func goodFacts(now int64) string {
+func goodPostFacts(now int64) string {
 	n := strconv.FormatInt(now, 10)
 	var b strings.Builder
 	b.WriteString("now=" + n + "\nbmctl_rc=0\nbmnode=active\nini=aaa\ninibak=aaa /var/backups/bluemind/dp_spool/rsync/10.0.0.1/bm/conf/2041/var/backups/bluemind/work/conf/etc/bm/bm.ini\n")
@@ -214,7 +214,7 @@ func (c *fakeCore) Run(ctx context.Context, cmd string, stdin io.Reader, stdout,
 		fmt.Fprintln(stdout, c.now)
 		return nil
 	}
-	w := splitQuoted(c.t, cmd)
+	w := postSplitWords(c.t, cmd)
 	switch {
 	case len(w) == 8 && w[0] == "sh" && w[3] == "prapush-api":
 		path := strings.TrimPrefix(w[5], DefaultPostAPI)
@@ -268,7 +268,7 @@ func testPostOptions() PostOptions {
 	return PostOptions{Node: "core", CoreIP: "10.0.0.1", NodeIPs: []string{"10.0.0.1", "10.0.0.2"}, ExternalURL: "mail.acme.example"}
 }
 
-func byID(t testing.TB, rs []PostResult, id string) PostResult {
+func postByID(t testing.TB, rs []PostResult, id string) PostResult {
 	t.Helper()
 	for _, r := range rs {
 		if r.ID == id {
@@ -282,7 +282,7 @@ func byID(t testing.TB, rs []PostResult, id string) PostResult {
 var allPostIDs = []string{PostCoreState, PostResync, PostFirewall, PostMailRepair, PostCertificate,
 	PostCheckServices, PostCheckConfig, PostCheckCert, PostCheckFirewall, PostCheckPostfix, PostCheckDataProt}
 
-func ids(rs []PostResult) []string {
+func postIDs(rs []PostResult) []string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, r.ID)
@@ -298,8 +298,8 @@ func TestPostOperations_PollsEveryTaskFromInProgressToSuccess(t *testing.T) {
 		}
 		obs := &postObs{}
 		rs := PostOperations(t.Context(), c, testPostOptions(), obs)
-		if fmt.Sprint(ids(rs)) != fmt.Sprint(allPostIDs) {
-			t.Fatalf("results %v, want %v", ids(rs), allPostIDs)
+		if fmt.Sprint(postIDs(rs)) != fmt.Sprint(allPostIDs) {
+			t.Fatalf("results %v, want %v", postIDs(rs), allPostIDs)
 		}
 		var seen []string
 		for _, r := range obs.checks {
@@ -345,12 +345,12 @@ func TestPostOperations_InErrorFailsWithTheTaskMessageAndTheOthersStillRun(t *te
 		c.api.ops["/api/system/security/_updatefirewallrules"].final = "InError"
 		c.api.ops["/api/system/security/_updatefirewallrules"].entry = "iptables: Permission denied"
 		rs := PostOperations(t.Context(), c, testPostOptions(), nil)
-		fw := byID(t, rs, PostFirewall)
+		fw := postByID(t, rs, PostFirewall)
 		if fw.Status != Fail || !strings.Contains(fw.Message, "InError: iptables: Permission denied") {
 			t.Errorf("firewall.update %s %q, want fail with the task's message", fw.Status, fw.Message)
 		}
 		for _, id := range []string{PostResync, PostMailRepair, PostCertificate} {
-			if r := byID(t, rs, id); r.Status != Pass {
+			if r := postByID(t, rs, id); r.Status != Pass {
 				t.Errorf("%s: %s %q: a failed operation must not stop the next ones", id, r.Status, r.Message)
 			}
 		}
@@ -363,7 +363,7 @@ func TestPostOperations_InErrorWithoutEntryReportsTheLastLogLine(t *testing.T) {
 		op := c.api.ops["/api/system/maildelivery/mgmt/_repair"]
 		op.final, op.logs = "InError", []string{"starting", "postmap: fatal: open /etc/postfix/transport"}
 		rs := PostOperations(t.Context(), c, testPostOptions(), nil)
-		r := byID(t, rs, PostMailRepair)
+		r := postByID(t, rs, PostMailRepair)
 		if r.Status != Fail || !strings.Contains(r.Message, "postmap: fatal") {
 			t.Errorf("mail.repair %s %q, want fail with the last log line", r.Status, r.Message)
 		}
@@ -378,7 +378,7 @@ func TestPostOperations_TaskThatNeverEndsTimesOutAndTheNextOperationRuns(t *test
 		o := testPostOptions()
 		o.OpTimeout = 10 * time.Minute
 		rs := PostOperations(t.Context(), c, o, nil)
-		r := byID(t, rs, PostResync)
+		r := postByID(t, rs, PostResync)
 		if r.Status != Fail || !r.TimedOut || !strings.Contains(r.Message, "not finished within 10m0s") {
 			t.Errorf("dataprotect.resync %+v, want a timed-out failure", r)
 		}
@@ -387,13 +387,13 @@ func TestPostOperations_TaskThatNeverEndsTimesOutAndTheNextOperationRuns(t *test
 		if want := 3 + int((o.OpTimeout-1750*time.Millisecond)/DefaultPollInterval); polls < want-1 || polls > want+1 {
 			t.Errorf("polled %d times in %v at %v intervals", polls, o.OpTimeout, DefaultPollInterval)
 		}
-		if fw := byID(t, rs, PostFirewall); fw.Status != Pass {
+		if fw := postByID(t, rs, PostFirewall); fw.Status != Pass {
 			t.Errorf("firewall.update %+v after the resync timed out, want pass", fw)
 		}
 		// The API still knows only the restored generation: after a
 		// re-sync that did not finish, a warning (a failure is kept for a
 		// re-sync that claimed success).
-		if d := byID(t, rs, PostCheckDataProt); d.Status != Warn {
+		if d := postByID(t, rs, PostCheckDataProt); d.Status != Warn {
 			t.Errorf("check.dataprotect %+v, want warn", d)
 		}
 	})
@@ -402,14 +402,14 @@ func TestPostOperations_TaskThatNeverEndsTimesOutAndTheNextOperationRuns(t *test
 func TestPostOperations_WaitsUntilTheCoreRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newFakeCore(t)
-		c.api.stateSeq = []reply{
+		c.api.stateSeq = []apiAnswer{
 			{503, `{"errorCode":"UNKNOWN","message":"core stopped"}`},
 			{200, `"CORE_STATE_STARTING"`},
 			{200, `"CORE_STATE_RUNNING"`},
 		}
 		start := time.Now()
 		rs := PostOperations(t.Context(), c, testPostOptions(), nil)
-		if r := byID(t, rs, PostCoreState); r.Status != Pass {
+		if r := postByID(t, rs, PostCoreState); r.Status != Pass {
 			t.Fatalf("core.state %+v", r)
 		}
 		if c.api.stateCalls != 3 {
@@ -418,7 +418,7 @@ func TestPostOperations_WaitsUntilTheCoreRuns(t *testing.T) {
 		if len(c.api.posts) != 4 {
 			t.Errorf("POSTs %v, want the 4 operations once the core runs", c.api.posts)
 		}
-		if d := time.Since(start); d < backoff(0, DefaultPollInterval)+backoff(1, DefaultPollInterval) {
+		if d := time.Since(start); d < postBackoff(0, DefaultPollInterval)+postBackoff(1, DefaultPollInterval) {
 			t.Errorf("did not pause between polls (fake clock moved %v)", d)
 		}
 	})
@@ -427,11 +427,11 @@ func TestPostOperations_WaitsUntilTheCoreRuns(t *testing.T) {
 func TestPostOperations_CoreNeverRunningFailsAndSendsNoOperation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newFakeCore(t)
-		c.api.stateSeq = []reply{{200, `"CORE_STATE_MAINTENANCE"`}}
+		c.api.stateSeq = []apiAnswer{{200, `"CORE_STATE_MAINTENANCE"`}}
 		o := testPostOptions()
 		o.ReadyTimeout = 5 * time.Minute
 		rs := PostOperations(t.Context(), c, o, nil)
-		r := byID(t, rs, PostCoreState)
+		r := postByID(t, rs, PostCoreState)
 		if r.Status != Fail || !r.TimedOut || !strings.Contains(r.Message, "CORE_STATE_MAINTENANCE") {
 			t.Errorf("core.state %+v, want a timed-out failure naming the last state", r)
 		}
@@ -439,12 +439,12 @@ func TestPostOperations_CoreNeverRunningFailsAndSendsNoOperation(t *testing.T) {
 			t.Errorf("POSTs %v while the core was not running", c.api.posts)
 		}
 		for _, id := range []string{PostResync, PostFirewall, PostMailRepair, PostCertificate, PostCheckDataProt} {
-			if r := byID(t, rs, id); r.Status != Skip {
+			if r := postByID(t, rs, id); r.Status != Skip {
 				t.Errorf("%s: %+v, want skip", id, r)
 			}
 		}
 		// The file checks still run: they need no API.
-		if r := byID(t, rs, PostCheckServices); r.Status != Pass {
+		if r := postByID(t, rs, PostCheckServices); r.Status != Pass {
 			t.Errorf("check.services %+v", r)
 		}
 	})
@@ -452,9 +452,9 @@ func TestPostOperations_CoreNeverRunningFailsAndSendsNoOperation(t *testing.T) {
 
 func TestPostOperations_RefusedTokenFailsAtOnce(t *testing.T) {
 	c := newFakeCore(t)
-	c.api.stateSeq = []reply{{401, `{"errorCode":"PERMISSION_DENIED","message":"invalid or missing X-BM-ApiKey"}`}}
+	c.api.stateSeq = []apiAnswer{{401, `{"errorCode":"PERMISSION_DENIED","message":"invalid or missing X-BM-ApiKey"}`}}
 	rs := PostOperations(t.Context(), c, testPostOptions(), nil)
-	r := byID(t, rs, PostCoreState)
+	r := postByID(t, rs, PostCoreState)
 	if r.Status != Fail || !strings.Contains(r.Message, "refused the token of /etc/bm/bm-core.tok") || r.TimedOut {
 		t.Errorf("core.state %+v, want an immediate failure about the token", r)
 	}
@@ -470,7 +470,7 @@ func TestPostOperations_NoResyncIsAWarningAndSendsNoSyncfs(t *testing.T) {
 		o := testPostOptions()
 		o.NoResync = true
 		rs := PostOperations(t.Context(), c, o, nil)
-		r := byID(t, rs, PostResync)
+		r := postByID(t, rs, PostResync)
 		if r.Status != Warn || !strings.Contains(r.Message, "next DataProtect backup") {
 			t.Errorf("dataprotect.resync %+v, want a warning saying what the next backup does", r)
 		}
@@ -479,7 +479,7 @@ func TestPostOperations_NoResyncIsAWarningAndSendsNoSyncfs(t *testing.T) {
 				t.Errorf("--no-resync sent %s", p)
 			}
 		}
-		d := byID(t, rs, PostCheckDataProt)
+		d := postByID(t, rs, PostCheckDataProt)
 		if d.Status != Warn || !strings.Contains(d.Message, "[312]") {
 			t.Errorf("check.dataprotect %+v, want a warning listing what the API knows", d)
 		}
@@ -497,11 +497,11 @@ func TestPostOperations_NoPostSendsOnlyTheResync(t *testing.T) {
 			t.Errorf("POSTs %v, want only the re-sync", c.api.posts)
 		}
 		for _, id := range []string{PostFirewall, PostMailRepair, PostCertificate} {
-			if r := byID(t, rs, id); r.Status != Skip {
+			if r := postByID(t, rs, id); r.Status != Skip {
 				t.Errorf("%s %+v, want skip", id, r)
 			}
 		}
-		if r := byID(t, rs, PostCheckFirewall); r.Status != Pass || !strings.Contains(r.Message, "after the end of the restore") {
+		if r := postByID(t, rs, PostCheckFirewall); r.Status != Pass || !strings.Contains(r.Message, "after the end of the restore") {
 			t.Errorf("check.firewall %+v, want compared with the restore's end", r)
 		}
 	})
@@ -510,9 +510,9 @@ func TestPostOperations_NoPostSendsOnlyTheResync(t *testing.T) {
 func TestPostOperations_HTTPErrorFailsWithTheAPIMessage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newFakeCore(t)
-		c.api.ops["/api/dataprotect/_syncfs"].http = &reply{500, `{"errorCode":"UNKNOWN","message":"syncfs failed (lab knob)"}`}
+		c.api.ops["/api/dataprotect/_syncfs"].http = &apiAnswer{500, `{"errorCode":"UNKNOWN","message":"syncfs failed (lab knob)"}`}
 		rs := PostOperations(t.Context(), c, testPostOptions(), nil)
-		r := byID(t, rs, PostResync)
+		r := postByID(t, rs, PostResync)
 		if r.Status != Fail || !strings.Contains(r.Message, "HTTP 500: UNKNOWN: syncfs failed (lab knob)") {
 			t.Errorf("dataprotect.resync %+v", r)
 		}
@@ -529,14 +529,14 @@ func TestPostOperations_CancelledRunSaysWhatDidNotRun(t *testing.T) {
 			cancel(errors.New("interrupted by the operator"))
 		}()
 		rs := PostOperations(ctx, c, testPostOptions(), nil)
-		if r := byID(t, rs, PostResync); r.Status != Pass {
+		if r := postByID(t, rs, PostResync); r.Status != Pass {
 			t.Errorf("dataprotect.resync %+v", r)
 		}
-		if r := byID(t, rs, PostFirewall); r.Status != Fail || !strings.Contains(r.Message, "interrupted by the operator") {
+		if r := postByID(t, rs, PostFirewall); r.Status != Fail || !strings.Contains(r.Message, "interrupted by the operator") {
 			t.Errorf("firewall.update %+v, want failed: interrupted", r)
 		}
 		for _, id := range []string{PostMailRepair, PostCertificate, PostCheckServices, PostCheckDataProt} {
-			if r := byID(t, rs, id); r.Status != Skip || !strings.Contains(r.Message, "not run: interrupted") {
+			if r := postByID(t, rs, id); r.Status != Skip || !strings.Contains(r.Message, "not run: interrupted") {
 				t.Errorf("%s %+v, want skip: not run", id, r)
 			}
 		}
@@ -556,11 +556,11 @@ func testDeadConnectionStopsEverything(t *testing.T) {
 		return nil
 	}
 	rs := PostOperations(t.Context(), c, testPostOptions(), nil)
-	if r := byID(t, rs, PostFirewall); r.Status != Fail {
+	if r := postByID(t, rs, PostFirewall); r.Status != Fail {
 		t.Errorf("firewall.update %+v", r)
 	}
 	for _, id := range []string{PostMailRepair, PostCheckPostfix} {
-		if r := byID(t, rs, id); r.Status != Skip || !strings.Contains(r.Message, "unreachable") {
+		if r := postByID(t, rs, id); r.Status != Skip || !strings.Contains(r.Message, "unreachable") {
 			t.Errorf("%s %+v, want not run: unreachable", id, r)
 		}
 	}
@@ -632,13 +632,13 @@ func TestPostChecks_FindWhatTheCoreGotWrong(t *testing.T) {
 				if tc.opts != nil {
 					tc.opts(&o)
 				}
-				r := byID(t, PostOperations(t.Context(), c, o, nil), tc.id)
+				r := postByID(t, PostOperations(t.Context(), c, o, nil), tc.id)
 				if r.Status != tc.status || !strings.Contains(r.Message, tc.message) {
 					t.Errorf("%s: %s %q, want %s containing %q", tc.id, r.Status, r.Message, tc.status, tc.message)
 				}
 				if tc.name == "healthy" {
 					for _, cmd := range c.commands {
-						if w := splitQuoted(t, cmd); len(w) > 3 && w[3] == "prapush-post-checks" {
+						if w := postSplitWords(t, cmd); len(w) > 3 && w[3] == "prapush-post-checks" {
 							want := "/var/backups/bluemind/dp_spool/rsync/10.0.0.1/bm/conf/2041/var/backups/bluemind/work/conf/etc/bm/bm.ini"
 							if w[len(w)-1] != want {
 								t.Errorf("bm.ini copy looked for at %q, want %q", w[len(w)-1], want)
@@ -669,13 +669,13 @@ func TestPostOptionsFor_TakesTheCoreAndEveryNodeIP(t *testing.T) {
 func TestBackoff_StartsShortAndDoublesUpToTheInterval(t *testing.T) {
 	var got []time.Duration
 	for n := range 6 {
-		got = append(got, backoff(n, 2*time.Second))
+		got = append(got, postBackoff(n, 2*time.Second))
 	}
 	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("backoff %v, want %v", got, want)
 	}
-	if d := backoff(3, 10*time.Millisecond); d != 10*time.Millisecond {
+	if d := postBackoff(3, 10*time.Millisecond); d != 10*time.Millisecond {
 		t.Errorf("backoff under a 10ms interval: %v", d)
 	}
 }
