@@ -32,10 +32,12 @@ func (a *app) cmdGenerations(ctx context.Context, args []string) error {
 	defer au.Close()
 	started := time.Now()
 	runID := newRunID(started)
+	obs, stopLive := a.liveObserver(nodes)
 	sum, results, gerr := tasks.Generations(ctx, tasks.Options{
 		Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel,
-		Observer: a.observer(), RunID: runID,
+		Observer: obs, RunID: runID,
 	})
+	stopLive()
 	rep := a.newReport("generations", runID, inv, started)
 	var codes []int
 	for _, r := range results {

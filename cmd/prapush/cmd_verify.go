@@ -39,15 +39,17 @@ func (a *app) cmdVerify(ctx context.Context, args []string) error {
 
 	started := time.Now()
 	runID := newRunID(started)
+	obs, stopLive := a.liveObserver(nodes)
 	res, verr := tasks.Verify(ctx, tasks.Options{
 		Inventory:  inv,
 		Nodes:      nodes,
 		Dial:       a.dialer(au),
 		Parallel:   a.g.parallel,
-		Observer:   a.observer(),
+		Observer:   obs,
 		Generation: generation,
 		RunID:      runID,
 	})
+	stopLive()
 	if res == nil {
 		return verr
 	}
@@ -213,11 +215,28 @@ func (a *app) printVerify(rep *report.Report) {
 	fmt.Fprintf(a.env.Stdout, "%s: %s (exit %d)\n", rep.Command, verdict, rep.ExitCode)
 }
 
-// observer returns the progress observer for the live view. Plain
-// node-prefixed progress lines go to stderr with -v.
+// observer returns the plain progress observer: node-prefixed progress
+// lines on stderr with -v, nothing otherwise.
 func (a *app) observer() tasks.Observer {
 	if !a.g.verbose {
 		return tasks.NopObserver{}
 	}
 	return &lineObserver{w: a.env.Stderr}
+}
+
+// liveObserver returns the progress observer of a run over nodes and the
+// function that ends it, which the command calls before printing its
+// results. With text output on a terminal that can move its cursor, it is
+// the live view (one line per node, redrawn in place on stdout); otherwise
+// it is observer()'s plain lines, so logs and CI output stay line-based.
+func (a *app) liveObserver(nodes []inventory.Node) (tasks.Observer, func()) {
+	if a.g.output == "json" || !isTerminal(a.env.Stdout) || a.env.Getenv("TERM") == "dumb" {
+		return a.observer(), func() {}
+	}
+	live := make([]report.LiveNode, len(nodes))
+	for i, n := range nodes {
+		live[i] = report.LiveNode{Name: n.Name, Stage: n.Stage}
+	}
+	v := report.NewLiveView(a.env.Stdout, live, a.useColor(), true, nil)
+	return v, v.Stop
 }
