@@ -124,12 +124,13 @@ type Facts struct {
 
 	ProbeUID int    // owner uid of this node's probe; -1 when not created
 	ProbeErr string // why the probe could not be created
-	// Filled by the later rounds.
+	// The cross-node phase of the same session.
+	ProbePhase    int      // last phase marker seen: 1 = probe written, 2 = others looked for
 	ProbesSeen    []string // other nodes' probe names seen
 	ProbesMissing []string // other nodes' probe names never seen
 	ProbeRemoved  bool
 	ProbeRmErr    string
-	SharedErr     error            // round 2 failed
+	SharedErr     error            // the cross-node phase did not complete
 	LocalDates    map[int64]string // protection time (s) → date rendered by the node
 	location      *time.Location   // set by ParseFacts
 }
@@ -155,7 +156,7 @@ func ParseFacts(out []byte) (*Facts, error) {
 	var counts = map[string]int{}
 	var pendingGen string
 	havePending := false
-	var dfPaths []string
+	var dfPaths, datesIn, datesOut []string
 	for _, r := range recs {
 		v := string(r.Value)
 		switch r.Key {
@@ -308,6 +309,25 @@ func ParseFacts(out []byte) (*Facts, error) {
 			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
 				f.ProbeUID = n
 			}
+		case "phase1":
+			f.ProbePhase = 1
+		case "phase2":
+			f.ProbePhase = 2
+		case "seen":
+			f.ProbesSeen = append(f.ProbesSeen, v)
+		case "missing":
+			f.ProbesMissing = append(f.ProbesMissing, v)
+		case "removed":
+			f.ProbeRemoved = true
+		case "rmerr":
+			f.ProbeRmErr = strings.TrimSpace(v)
+			if f.ProbeRmErr == "" {
+				f.ProbeRmErr = "the probe is still there"
+			}
+		case "dates.in":
+			datesIn = strings.Fields(v)
+		case "dates.out":
+			datesOut = lines(v)
 		case "probe.err":
 			f.ProbeErr = strings.TrimSpace(v)
 			if f.ProbeErr == "" {
@@ -327,6 +347,15 @@ func ParseFacts(out []byte) (*Facts, error) {
 		f.ScriptFamily = FamilyBM4
 	case counts["sc.tagget"] > 0:
 		f.ScriptFamily = FamilyLegacy
+	}
+	// The node's rendering is used only when it rendered every time.
+	if len(datesIn) > 0 && len(datesIn) == len(datesOut) {
+		f.LocalDates = map[int64]string{}
+		for i, in := range datesIn {
+			if t, err := strconv.ParseInt(strings.TrimPrefix(in, "@"), 10, 64); err == nil {
+				f.LocalDates[t] = datesOut[i]
+			}
+		}
 	}
 	f.location = f.computeLocation()
 	if perr != nil {

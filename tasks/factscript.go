@@ -51,8 +51,9 @@ recf() { if [ -f "$2" ] && [ -r "$2" ]; then v=$(cat "$2" 2>/dev/null; echo x); 
 has() { command -v "$1" >/dev/null 2>&1; }
 `
 
-// factsBody is the round-1 script: every fact of domain §8.1 the checks
-// need, then the probe file. It only reads, except the probe. Every
+// factsBody is the facts script: every fact of domain §8.1 the checks
+// need, then the probe file and the cross-node phase. It only reads, except
+// the probe, which it removes before it ends. Every
 // command may be missing: a record is then empty or absent, never a crash.
 const factsBody = `rec uid "$(id -u 2>/dev/null)"
 if [ -r "$ETC/os-release" ]; then recf os "$ETC/os-release"; else recf os /usr/lib/os-release; fi
@@ -94,11 +95,23 @@ if [ -d "$STORE" ]; then
   has findmnt && rec store.findmnt "$(findmnt -n -o SOURCE,FSTYPE,OPTIONS --target "$STORE" 2>/dev/null)"
   [ -d "$STORE/temp" ] && rec store.temp 1
   for d in "$STORE"/dp_spool/rsync/*/; do [ -d "$d" ] && d=${d%/} && rec rsync.dir "${d##*/}"; done
+  times=
   for f in "$STORE"/generation-*.json; do
     [ -e "$f" ] || continue
     rec gen.name "${f##*/}"
-    v=$(cat "$f" 2>/dev/null; echo x); rec gen.body "${v%x}"
+    v=$(cat "$f" 2>/dev/null; echo x); v=${v%x}; rec gen.body "$v"
+    # protectionTime/1000 as the script divides it, with expansions only.
+    case $v in *'"protectionTime"'*)
+      t=${v#*'"protectionTime"'}; t=${t#"${t%%[!	 :]*}"}; t=${t%%[!0-9]*}
+      [ ${#t} -gt 3 ] && times="$times @${t%???}" ;;
+    esac
   done
+  # The menu's dates as this node renders them: one GNU date -f for all
+  # (busybox has no -f: then nothing, and Go renders in the node's zone).
+  if [ -n "$times" ]; then
+    rec dates.in "$times"
+    rec dates.out "$(printf '%s\n' $times | date -f - '+%Y-%m-%d %H:%M:%S' 2>/dev/null)"
+  fi
   p="$STORE/dp_spool/rsync/"
   rec parts "$(for d in "$STORE"/dp_spool/rsync/*/*/*/*/; do [ -d "$d" ] && d=${d%/} && echo "${d#"$p"}"; done)"
 fi
@@ -145,12 +158,38 @@ done
 rec tz.link "$(readlink /etc/localtime 2>/dev/null)"
 [ -r /etc/timezone ] && rec tz.file "$(head -c 100 /etc/timezone 2>/dev/null)"
 rec tz.offset "$(date +%z 2>/dev/null)"
+made=
 if [ -n "$PROBE" ] && [ -d "$STORE" ]; then
   if e=$( { : > "$PROBE"; } 2>&1 ); then
+    made=1
     rec probe.uid "$(stat -c %u "$PROBE" 2>/dev/null || ls -nd "$PROBE" | awk '{print $3}')"
   else
     rec probe.err "$e"
   fi
+fi
+if [ -n "$made" ]; then
+  # The cross-node probe, in this same session: prapush sends the names of
+  # the other probes once every node has written its own, then "rm" once
+  # every node has looked. EOF (prapush gone) skips to the removal, so the
+  # probe never outlives the session.
+  rec phase1 ok
+  if read -r others; then
+    seen() { [ -e "$STORE/temp/$1" ] || ls -a "$STORE/temp/" 2>/dev/null | grep -qxF -e "$1"; }
+    set -f
+    i=0
+    while :; do
+      missing=0
+      for p in $others; do seen "$p" || missing=1; done
+      i=$((i+1))
+      { [ $missing = 0 ] || [ $i -ge "$TRIES" ]; } && break
+      sleep 1
+    done
+    for p in $others; do if seen "$p"; then rec seen "$p"; else rec missing "$p"; fi; done
+    set +f
+    rec phase2 ok
+    read -r _ || :
+  fi
+  if e=$(rm -f "$PROBE" 2>&1) && [ ! -e "$PROBE" ]; then rec removed 1; else rec rmerr "$e"; fi
 fi
 rec end ok
 `
@@ -158,10 +197,14 @@ rec end ok
 // setVar renders an assignment with a quoted value.
 func setVar(name, value string) string { return name + "=" + transport.QuoteArg(value) + "\n" }
 
-// factsScript builds the round-1 script for node. Every interpolated value
-// is quoted; runID "" disables the probe.
-func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, runID string) string {
+// factsScript builds the facts script for node. Every interpolated value
+// is quoted; runID "" disables the probe (and the script reads no stdin).
+// With a probe, the script then waits on stdin for the cross-node phase
+// (see Fleet.Verify); tries is how many times it looks for the others'
+// probes, one second apart.
+func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, runID string, tries int) string {
 	var b strings.Builder
+	b.WriteString("TRIES=" + strconv.Itoa(max(1, tries)) + "\n")
 	b.WriteString(factsPrelude)
 	b.WriteString(setVar("STORE", r.Store))
 	b.WriteString(setVar("ETC", r.Etc))
@@ -202,57 +245,6 @@ func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, r
 	b.WriteString(setVar("PROBE", probe))
 	b.WriteString(factsBody)
 	return b.String()
-}
-
-// sharedScript builds the round-2 script: look for every other node's probe,
-// retrying because NFS caches attributes and directory entries, and render
-// the given protection times (seconds) with the node's own date and TZ.
-func sharedScript(r scriptRoots, runID string, others []string, times []int64, tries int) string {
-	var b strings.Builder
-	b.WriteString(factsPrelude)
-	b.WriteString(setVar("STORE", r.Store))
-	var probes []string
-	for _, o := range others {
-		probes = append(probes, transport.QuoteArg(probeName(runID, o)))
-	}
-	b.WriteString("TRIES=" + strconv.Itoa(tries) + "\n")
-	b.WriteString(`seen() { [ -e "$STORE/temp/$1" ] || ls -a "$STORE/temp/" 2>/dev/null | grep -qxF -e "$1"; }
-i=0
-while :; do
-  missing=0
-  for p in ` + strings.Join(append([]string{"--"}, probes...), " ") + `; do [ "$p" = -- ] && continue; seen "$p" || missing=1; done
-  i=$((i+1))
-  [ $missing = 0 ] || [ $i -ge $TRIES ] && break
-  sleep 1
-done
-for p in ` + strings.Join(append([]string{"--"}, probes...), " ") + `; do
-  [ "$p" = -- ] && continue
-  if seen "$p"; then rec seen "$p"; else rec missing "$p"; fi
-done
-`)
-	if len(times) > 0 {
-		// One GNU date for every time (-f reads one date per line); a
-		// date without -f (busybox) prints nothing and Go renders the
-		// dates in the node's zone instead.
-		var ts []string
-		for _, t := range times {
-			ts = append(ts, "@"+strconv.FormatInt(t, 10))
-		}
-		list := strings.Join(ts, " ")
-		b.WriteString("rec dates.in " + transport.QuoteArg(list) + "\n")
-		b.WriteString(`rec dates.out "$(printf '%s\n' ` + list + ` | date -f - '+%Y-%m-%d %H:%M:%S' 2>/dev/null)"` + "\n")
-	}
-	b.WriteString("rec end ok\n")
-	return b.String()
-}
-
-// removeProbeScript builds the round-3 script: remove this node's probe and
-// say whether it is gone. It runs once every node has looked for it.
-func removeProbeScript(r scriptRoots, runID, node string) string {
-	p := transport.QuoteArg(r.Store + "/temp/" + probeName(runID, node))
-	return factsPrelude + "if e=$(rm -f " + p + " 2>&1) && [ ! -e " + p + ` ]; then rec removed 1; else rec rmerr "$e"; fi
-rec end ok
-`
 }
 
 // posixSh wraps a script so that a POSIX sh runs it whatever root's login

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prapush/prapush/internal/testenv"
 )
@@ -30,7 +31,7 @@ func TestFactsScript_RunsOnRealShells(t *testing.T) {
 			node := makeNode(t, dir)
 			n := testNode("core", "192.168.10.11", true, "bm/core")
 			n.Python, n.RestoreScript = node.Python, node.Script
-			script := factsScript(node.roots(store, "127.0.0.1,192.168.10.11"), testArch(), n, "run1")
+			script := factsScript(node.roots(store, "127.0.0.1,192.168.10.11"), testArch(), n, "run1", 1)
 			out := runLocal(t, path, script)
 			if strings.Contains(string(out), "tOkEnSeCrEt") || strings.Contains(string(out), "sEcReTdB") {
 				t.Fatal("facts output holds a secret from /etc/bm")
@@ -72,8 +73,16 @@ func TestFactsScript_RunsOnRealShells(t *testing.T) {
 			slices.Sort(want)
 			check("part dirs", f.PartDirs, want)
 			check("probe uid", f.ProbeUID, os.Getuid())
-			if _, err := os.Stat(filepath.Join(store, "temp", probeName("run1", "core"))); err != nil {
-				t.Errorf("probe not written: %v", err)
+			// stdin is empty: the script skips the cross-node phase and
+			// removes its probe before it ends.
+			if f.ProbePhase != 1 || !f.ProbeRemoved {
+				t.Errorf("probe phase %d removed %v", f.ProbePhase, f.ProbeRemoved)
+			}
+			if _, err := os.Stat(filepath.Join(store, "temp", probeName("run1", "core"))); err == nil {
+				t.Error("probe left behind")
+			}
+			if f.LocalDates[1647291602] != time.Unix(1647291602, 0).Format(MenuDateLayout) {
+				t.Errorf("node-rendered dates %v", f.LocalDates)
 			}
 			if avail, ok := availFor(f, "/var/lib/postgresql"); !ok || avail <= 0 {
 				t.Errorf("disk avail for /var/lib/postgresql = %d, %v", avail, ok)
@@ -111,7 +120,7 @@ func TestFactsScript_MissingEverythingStillCompletes(t *testing.T) {
 	n := testNode("x", "10.0.0.1", false)
 	n.Python, n.RestoreScript = filepath.Join(dir, "nopython"), filepath.Join(dir, "noscript")
 	r := scriptRoots{Store: filepath.Join(dir, "nostore"), Etc: filepath.Join(dir, "noetc"), Runs: filepath.Join(dir, "noruns"), Spool: filepath.Join(dir, "nospool"), IPs: "10.0.0.1"}
-	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, "r")))
+	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, "r", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +143,7 @@ func TestFactsScript_QuotesHostileInventoryValues(t *testing.T) {
 	n.Python = "/nonexistent/$(touch " + marker + ")'; touch " + marker + "; '"
 	n.RestoreScript = "`touch " + marker + "`"
 	r := scriptRoots{Store: filepath.Join(dir, "s"), Etc: filepath.Join(dir, "e"), Runs: filepath.Join(dir, "r"), Spool: dir, IPs: "10.0.0.1"}
-	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, "a'b;c")))
+	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, "a'b;c", 1)))
 	if err != nil || !f.Complete {
 		t.Fatalf("err=%v complete=%v", err, f.Complete)
 	}
@@ -193,7 +202,7 @@ func TestFactsScript_SeesRunningRestoreAndBackup(t *testing.T) {
 	writeFile(t, filepath.Join(node.Runs, "run-dead", "pid"), "999999999\n", 0o600)
 	n := testNode("core", "192.168.10.11", true)
 	n.Python, n.RestoreScript = node.Python, node.Script
-	f, err := ParseFacts(runLocal(t, "sh", factsScript(node.roots(store, "192.168.10.11"), testArch(), n, "")))
+	f, err := ParseFacts(runLocal(t, "sh", factsScript(node.roots(store, "192.168.10.11"), testArch(), n, "", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -235,7 +235,7 @@ func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string)
 		r := &f.results[i]
 		obs.NodeEvent(r.Node.Name, "facts", "gathering")
 		var out strings.Builder
-		script := factsScript(roots, arch, r.Node, runID)
+		script := factsScript(roots, arch, r.Node, runID, 1)
 		// A hard NFS mount whose server is gone blocks every read of the
 		// store forever: bound the round trip.
 		ctx, cancel := context.WithTimeoutCause(ctx, f.opts.roundTimeout(), fmt.Errorf("gather facts: no answer within %v: %w", f.opts.roundTimeout(), ErrTimeout))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -19,15 +18,17 @@ type Report struct {
 	Chosen       *Generation // nil when none was requested or found
 }
 
-// probeTries is how many times round 2 looks for the other probes, one
+// probeTries is how many times a node looks for the other probes, one
 // second apart: NFS caches attributes (acregmin/acdirmin default 3 s and
 // 30 s) and negative lookups.
 const probeTries = 5
 
-// Verify connects to every node, gathers its facts in one round trip
-// (which also writes its probe file), checks on every node that the other
-// probes are visible (second round trip), removes the probes (third),
-// evaluates every check, and closes the connections. A node's failure is a
+// Verify connects to every node and runs one facts script per node, in one
+// SSH session: it gathers the facts and writes the node's probe file; once
+// every node has, each looks for the others' probes; once every node has
+// looked, each removes its own (prapush drives the phases through the
+// script's stdin). Then it evaluates every check and closes the
+// connections. A node's failure is a
 // result, not an error; the error is only ctx's, and comes with the report
 // of what was gathered before ctx ended.
 func Verify(ctx context.Context, opts Options) (*Report, error) {
@@ -56,71 +57,88 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 		f.results[i] = r
 	}
 	start := time.Now()
-	gatherFacts(ctx, f, roots, opts.RunID)
-	factsTook := time.Since(start)
-
-	// Round 2: every node looks for the others' probes. It starts only
-	// once every probe is written, which the end of round 1 guarantees.
+	runID := opts.RunID
+	if !safeName(runID) {
+		// The probe names travel as words through the script's stdin:
+		// a run id that is not a plain name gets no probe.
+		runID = ""
+	}
+	limit := opts.roundTimeout()
+	arch := opts.arch()
+	n := len(f.results)
+	sess := make([]*factsSession, n)
+	// Phase 1, at most Parallel nodes at once: facts, and the probe.
+	forEach(ctx, n, opts.Parallel, func(ctx context.Context, i int) {
+		if f.conns[i] == nil {
+			return
+		}
+		node := f.results[i].Node.Name
+		obs.NodeEvent(node, "facts", "gathering")
+		sess[i] = startFacts(ctx, f.conns[i], posixSh(factsScript(roots, arch, f.results[i].Node, runID, tries)))
+		sess[i].wait(limit, "gather facts", "phase1", "end")
+		obs.NodeEvent(node, "facts", "done")
+	})
+	// Phase 2, every probe being written: each node looks for the others'.
 	var probed []string
-	for i, r := range f.results {
-		if f.conns[i] != nil && r.Facts != nil && r.Facts.ProbeUID >= 0 {
-			probed = append(probed, r.Node.Name)
+	for i, s := range sess {
+		if s != nil && s.out.seen("phase1") && safeName(f.results[i].Node.Name) {
+			probed = append(probed, f.results[i].Node.Name)
 		}
 	}
-	forEach(ctx, len(f.results), opts.Parallel, func(ctx context.Context, i int) {
-		r := &f.results[i]
-		if f.conns[i] == nil || r.Facts == nil || !r.Facts.Complete {
+	forEach(ctx, n, 0, func(ctx context.Context, i int) {
+		s := sess[i]
+		if s == nil || !s.out.seen("phase1") {
 			return
 		}
 		var others []string
-		for _, n := range probed {
-			if n != r.Node.Name {
-				others = append(others, n)
+		for _, o := range probed {
+			if o != f.results[i].Node.Name {
+				others = append(others, probeName(runID, o))
 			}
 		}
-		times := protectionSeconds(r.Facts)
-		if len(others) == 0 && len(times) == 0 {
+		obs.NodeEvent(f.results[i].Node.Name, "shared", "looking for the other nodes' probes")
+		s.send(strings.Join(others, " "))
+		s.wait(limit+time.Duration(tries)*time.Second, "look for probes", "phase2", "end")
+		obs.NodeEvent(f.results[i].Node.Name, "shared", "done")
+	})
+	// Phase 3, every node having looked: each removes its probe and ends.
+	forEach(ctx, n, 0, func(ctx context.Context, i int) {
+		s := sess[i]
+		if s == nil {
 			return
 		}
-		obs.NodeEvent(r.Node.Name, "shared", "looking for the other nodes' probes")
-		var out strings.Builder
-		ctx, cancel := context.WithTimeoutCause(ctx, opts.roundTimeout(), fmt.Errorf("look for probes: no answer within %v: %w", opts.roundTimeout(), ErrTimeout))
-		defer cancel()
-		err := f.conns[i].Run(ctx, posixSh(sharedScript(roots, opts.RunID, others, times, tries)), nil, &out, nil)
-		if ctx.Err() != nil {
-			err = context.Cause(ctx)
+		if s.out.seen("phase2") {
+			s.send("rm")
+			s.wait(limit, "remove probe", "end")
 		}
-		applyShared(r.Facts, []byte(out.String()), err)
-	})
-	// Round 3: only now may each node remove its probe.
-	forEach(ctx, len(f.results), opts.Parallel, func(ctx context.Context, i int) {
+		out, err := s.finish()
 		r := &f.results[i]
-		if f.conns[i] == nil || r.Facts == nil || r.Facts.ProbeUID < 0 {
+		facts, perr := ParseFacts(out)
+		r.Facts = facts
+		switch {
+		case err != nil && !facts.Complete:
+			r.FactsErr = fmt.Errorf("gather facts: %w", err)
+		case perr != nil:
+			r.FactsErr = fmt.Errorf("gather facts: %w", perr)
+		case !facts.Complete:
+			r.FactsErr = errors.New("gather facts: the script stopped before its end")
+		}
+		if len(out) == 0 && err != nil {
+			r.Facts = nil
 			return
 		}
-		var out strings.Builder
-		ctx, cancel := context.WithTimeoutCause(ctx, opts.roundTimeout(), fmt.Errorf("remove probe: no answer within %v: %w", opts.roundTimeout(), ErrTimeout))
-		defer cancel()
-		err := f.conns[i].Run(ctx, posixSh(removeProbeScript(roots, opts.RunID, r.Node.Name)), nil, &out, nil)
-		if ctx.Err() != nil {
-			err = context.Cause(ctx)
+		if facts.ProbePhase >= 1 && facts.ProbePhase < 2 && facts.ProbeUID >= 0 {
+			facts.SharedErr = errors.Join(err, errors.New("the cross-node probe phase did not complete"))
 		}
-		recs, perr := ParseRecords([]byte(out.String()))
-		for _, rec := range recs {
-			switch rec.Key {
-			case "removed":
-				r.Facts.ProbeRemoved = true
-			case "rmerr":
-				r.Facts.ProbeRmErr = strings.TrimSpace(string(rec.Value))
-				if r.Facts.ProbeRmErr == "" {
-					r.Facts.ProbeRmErr = "the probe is still there"
-				}
+		if facts.ProbeUID >= 0 && !facts.ProbeRemoved && facts.ProbeRmErr == "" {
+			facts.ProbeRmErr = "removal not confirmed"
+			if err != nil {
+				facts.ProbeRmErr += ": " + err.Error()
 			}
 		}
-		if !r.Facts.ProbeRemoved && r.Facts.ProbeRmErr == "" {
-			r.Facts.ProbeRmErr = errText(errors.Join(err, perr))
-		}
 	})
+	factsTook := time.Since(start)
+
 	// When ctx ends early the report is still built from what was
 	// gathered (the spec writes a report even for an interrupted run).
 	var ctxErr error
@@ -132,7 +150,6 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 	rep.Generations = summarize(f.results)
 	gen := resolveGeneration(opts.Generation, rep.Generations)
 	rep.Chosen = gen.Chosen
-	arch := opts.arch()
 	perNode := factsTook / time.Duration(max(1, len(f.results)))
 	for i := range rep.Nodes {
 		r := &rep.Nodes[i]
@@ -171,54 +188,16 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 	return rep, ctxErr
 }
 
-// protectionSeconds returns the distinct protection times (s) of the
-// node's loadable generations, for the node to render as its menu would.
-func protectionSeconds(f *Facts) []int64 {
-	var out []int64
-	seen := map[int64]bool{}
-	for _, gf := range f.GenerationFiles {
-		if gf.Kind != GenerationOK || gf.Gen == nil {
-			continue
-		}
-		s := gf.Gen.Time().Unix()
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+// safeName reports whether s is a non-empty plain name ([A-Za-z0-9._-]),
+// safe as a shell word and a file name.
+func safeName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
 		}
 	}
-	return out
-}
-
-// applyShared records the output of round 2 into f.
-func applyShared(f *Facts, out []byte, runErr error) {
-	recs, perr := ParseRecords(out)
-	complete := false
-	var datesIn, datesOut []string
-	for _, rec := range recs {
-		v := string(rec.Value)
-		switch {
-		case rec.Key == "seen":
-			f.ProbesSeen = append(f.ProbesSeen, v)
-		case rec.Key == "missing":
-			f.ProbesMissing = append(f.ProbesMissing, v)
-		case rec.Key == "end":
-			complete = true
-		case rec.Key == "dates.in":
-			datesIn = strings.Fields(v)
-		case rec.Key == "dates.out":
-			datesOut = lines(v)
-		}
-	}
-	// The node's rendering is used only when it rendered every time.
-	if len(datesIn) > 0 && len(datesIn) == len(datesOut) {
-		f.LocalDates = map[int64]string{}
-		for i, in := range datesIn {
-			if t, err := strconv.ParseInt(strings.TrimPrefix(in, "@"), 10, 64); err == nil {
-				f.LocalDates[t] = datesOut[i]
-			}
-		}
-	}
-	if !complete {
-		f.SharedErr = errors.Join(runErr, perr, errors.New("the probe script stopped before its end"))
-	}
+	return true
 }

@@ -25,6 +25,7 @@ type localFleet struct {
 	conns    map[string]*localConn
 	commands map[string]*[]string
 	rewrites map[string]*strings.Replacer
+	pairs    map[string][]string
 	down     map[string]error // dial errors
 }
 
@@ -46,6 +47,7 @@ func newLocalFleet(t testing.TB, nodes ...inventory.Node) *localFleet {
 		conns:    map[string]*localConn{},
 		commands: map[string]*[]string{},
 		rewrites: map[string]*strings.Replacer{},
+		pairs:    map[string][]string{},
 		down:     map[string]error{},
 		inv:      &inventory.Inventory{Architecture: testArch()},
 	}
@@ -59,9 +61,8 @@ func newLocalFleet(t testing.TB, nodes ...inventory.Node) *localFleet {
 }
 
 func (lf *localFleet) setNode(name string, nd fakeNode, store, ips string) {
-	lf.rewrites[name] = strings.NewReplacer(
-		"/PRAPUSH_STORE", store, phEtc, nd.Etc, phRuns, nd.Runs, phSpool, nd.Spool,
-		"PRAPUSH_IPS", ips)
+	lf.pairs[name] = []string{"/PRAPUSH_STORE", store, phEtc, nd.Etc, phRuns, nd.Runs, phSpool, nd.Spool, "PRAPUSH_IPS", ips}
+	lf.rewrites[name] = strings.NewReplacer(lf.pairs[name]...)
 }
 
 func (lf *localFleet) dial(ctx context.Context, n inventory.Node) (transport.Conn, error) {
@@ -134,8 +135,8 @@ func TestVerify_UnreachableNodeIsAResultAndProbesRoundTrip(t *testing.T) {
 		if r.MenuIndex != 1 || !strings.HasPrefix(r.MenuLine, "1\t2022-03-14 21:00:02\t4.8.2\tstatus: OK") {
 			t.Errorf("%s: menu %d %q", r.Node.Name, r.MenuIndex, r.MenuLine)
 		}
-		if n := len(*lf.commands[r.Node.Name]); n != 3 {
-			t.Errorf("%s: %d round trips, want 3 (facts, shared probe, probe removal)", r.Node.Name, n)
+		if n := len(*lf.commands[r.Node.Name]); n != 1 {
+			t.Errorf("%s: %d commands, want 1 (facts and probe phases in one session)", r.Node.Name, n)
 		}
 		if !lf.conns[r.Node.Name].closed {
 			t.Errorf("%s: connection left open", r.Node.Name)
@@ -341,8 +342,8 @@ func TestFleetVerify_ReusesConnectionsAndStaysOpen(t *testing.T) {
 	if lf.conns["core"].closed || f.Conns()[0] != transport.Conn(lf.conns["core"]) {
 		t.Error("Fleet.Verify closed or replaced the connection")
 	}
-	if n := len(*lf.commands["core"]); n != 1+2*3 {
-		t.Errorf("%d commands on one connection, want 7 (id -u, then 3 per verify)", n)
+	if n := len(*lf.commands["core"]); n != 1+2 {
+		t.Errorf("%d commands on one connection, want 3 (id -u, then 1 per verify)", n)
 	}
 }
 
@@ -435,4 +436,38 @@ func TestVerify_MenuDateRenderedByTheNode(t *testing.T) {
 	if got, want := rep.Nodes[0].MenuLine, "1\t2022-03-15 06:00:02\t4.8.2\tstatus: OK"; got != want {
 		t.Errorf("menu line %q, want %q", got, want)
 	}
+}
+
+// TestVerify_NodeDyingBetweenPhasesDoesNotHangTheOthers makes one node's
+// script end right after writing its probe (a crash, a lost session): the
+// others still finish, and the dead node's results say what is unknown.
+func TestVerify_NodeDyingBetweenPhasesDoesNotHangTheOthers(t *testing.T) {
+	lf := newLocalFleet(t, testNode("core", "192.168.10.11", true), testNode("dies", "192.168.10.12", false))
+	lf.rewrites["dies"] = strings.NewReplacer(append(rewritePairs(lf, "dies"), "if read -r others; then", "exit 0; if read -r others; then")...)
+	o := lf.opts("")
+	o.RoundTimeout = 500 * time.Millisecond
+	rep, err := verify(context.Background(), o, placeholderRoots, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := findCheck(t, rep.Nodes[0].Checks, CheckBackupShared); c.Status != Pass {
+		t.Errorf("core backup.shared: %s %q", c.Status, c.Message)
+	}
+	if c := findCheck(t, rep.Nodes[0].Checks, CheckBackupWritable); c.Status != Pass {
+		t.Errorf("core backup.writable: %s %q", c.Status, c.Message)
+	}
+	dies := rep.Nodes[1]
+	if !errors.Is(dies.FactsErr, ErrTimeout) && dies.FactsErr == nil {
+		t.Errorf("dies: FactsErr %v", dies.FactsErr)
+	}
+	for _, id := range []string{CheckBackupShared, CheckBackupWritable} {
+		if c := findCheck(t, dies.Checks, id); c.Status == Pass {
+			t.Errorf("dies %s passed: %q", id, c.Message)
+		}
+	}
+}
+
+// rewritePairs returns the placeholder rewrites of node name.
+func rewritePairs(lf *localFleet, name string) []string {
+	return lf.pairs[name]
 }
