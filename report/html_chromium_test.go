@@ -281,4 +281,3 @@ func colours(img image.Image, limit int) int {
 	}
 	return len(seen)
 }
-
