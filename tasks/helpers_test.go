@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prapush/prapush/inventory"
 	"github.com/prapush/prapush/transport"
@@ -138,6 +139,9 @@ func (c *localConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout
 	}
 	x := exec.CommandContext(ctx, "sh", "-c", cmd)
 	x.Stdin, x.Stdout, x.Stderr = stdin, stdout, stderr
+	// A killed sh leaves its children holding the output pipes: do not
+	// wait for them (an SSH session drops the channel the same way).
+	x.WaitDelay = 100 * time.Millisecond
 	if c.env != nil {
 		x.Env = append(os.Environ(), c.env...)
 	}

@@ -19,6 +19,7 @@ import (
 // (instead of one per phase) is what makes verify cost about one command
 // per node; stdin is the barrier between the nodes.
 type factsSession struct {
+	ctx    context.Context
 	stdin  *io.PipeWriter
 	out    *recordWriter
 	cancel context.CancelCauseFunc
@@ -30,7 +31,7 @@ type factsSession struct {
 func startFacts(ctx context.Context, c transport.Conn, script string) *factsSession {
 	ctx, cancel := context.WithCancelCause(ctx)
 	pr, pw := io.Pipe()
-	s := &factsSession{stdin: pw, out: newRecordWriter(), cancel: cancel, done: make(chan struct{})}
+	s := &factsSession{ctx: ctx, stdin: pw, out: newRecordWriter(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		err := c.Run(ctx, script, pr, s.out, nil)
 		if ctx.Err() != nil {
@@ -63,6 +64,11 @@ func (s *factsSession) wait(limit time.Duration, what string, keys ...string) bo
 		select {
 		case <-changed:
 		case <-s.done:
+			return s.out.seen(keys[0])
+		case <-s.ctx.Done():
+			// Run may only return once stdin is closed.
+			_ = s.stdin.Close()
+			<-s.done
 			return s.out.seen(keys[0])
 		case <-t.C:
 			s.cancel(fmt.Errorf("%s: no answer within %v: %w", what, limit, ErrTimeout))

@@ -471,3 +471,32 @@ func TestVerify_NodeDyingBetweenPhasesDoesNotHangTheOthers(t *testing.T) {
 func rewritePairs(lf *localFleet, name string) []string {
 	return lf.pairs[name]
 }
+
+// TestVerify_CancelDuringTheProbePhaseReturns cancels ctx while the nodes
+// wait at the probe barrier (one node never reaches it).
+func TestVerify_CancelDuringTheProbePhaseReturns(t *testing.T) {
+	lf := newLocalFleet(t, testNode("core", "192.168.10.11", true), testNode("slow", "192.168.10.12", false))
+	lf.rewrites["slow"] = strings.NewReplacer(append(rewritePairs(lf, "slow"), "rec phase1 ok", "sleep 30; rec phase1 ok")...)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cause := errors.New("stop")
+	obs := &cancelOnFacts{node: "core", cancel: func() { cancel(cause) }}
+	o := lf.opts("")
+	o.Observer = obs
+	rep, err := verify(ctx, o, placeholderRoots, 1)
+	if !errors.Is(err, cause) || rep == nil {
+		t.Fatalf("rep %v err %v", rep != nil, err)
+	}
+}
+
+// cancelOnFacts cancels once node finished its facts phase.
+type cancelOnFacts struct {
+	NopObserver
+	node   string
+	cancel func()
+}
+
+func (o *cancelOnFacts) NodeEvent(node, phase, msg string) {
+	if node == o.node && phase == "facts" && msg == "done" {
+		o.cancel()
+	}
+}
