@@ -435,10 +435,12 @@ func runeWidth(r rune) int {
 	return 1
 }
 
-// formatElapsed prints d as 9s, 1m05s or 1h02m03s.
+// formatElapsed prints d as 0.4s, 42s, 1m05s or 1h02m03s.
 func formatElapsed(d time.Duration) string {
 	s := int64(d / time.Second)
 	switch {
+	case s < 10:
+		return fmt.Sprintf("%d.%ds", s, int64(d/(100*time.Millisecond))%10)
 	case s < 60:
 		return fmt.Sprintf("%ds", s)
 	case s < 3600:

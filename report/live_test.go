@@ -187,7 +187,7 @@ func TestLiveView_FinishedNodeStopsCountingAndShowsItsResult(t *testing.T) {
 	redraw(v)
 	scr.write(buf.Bytes())
 	got := scr.text()
-	if !strings.Contains(got[2], "10s") || !strings.Contains(got[2], "success") {
+	if !strings.Contains(got[2], " 10s ") || !strings.Contains(got[2], "success") {
 		t.Errorf("files line %q: want its 10s and success, frozen when it finished", got[2])
 	}
 	if !strings.Contains(got[0], "failed") {
@@ -378,7 +378,7 @@ func TestLiveView_TickerRedrawsUntilStopThenDrawsTheFinalState(t *testing.T) {
 
 func TestFormatElapsed(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		0: "0s", 9*time.Second + 900*time.Millisecond: "9s", 65 * time.Second: "1m05s", 3723 * time.Second: "1h02m03s",
+		0: "0.0s", 9*time.Second + 990*time.Millisecond: "9.9s", 42 * time.Second: "42s", 65 * time.Second: "1m05s", 3723 * time.Second: "1h02m03s",
 	} {
 		if got := formatElapsed(d); got != want {
 			t.Errorf("formatElapsed(%v) = %q, want %q", d, got, want)

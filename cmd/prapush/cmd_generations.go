@@ -32,7 +32,7 @@ func (a *app) cmdGenerations(ctx context.Context, args []string) error {
 	defer au.Close()
 	started := time.Now()
 	runID := newRunID(started)
-	obs, stopLive := a.liveObserver(nodes)
+	obs, stopLive := a.liveObserver(nodes, a.observer())
 	sum, results, gerr := tasks.Generations(ctx, tasks.Options{
 		Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel,
 		Observer: obs, RunID: runID,

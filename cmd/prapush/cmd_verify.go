@@ -39,7 +39,7 @@ func (a *app) cmdVerify(ctx context.Context, args []string) error {
 
 	started := time.Now()
 	runID := newRunID(started)
-	obs, stopLive := a.liveObserver(nodes)
+	obs, stopLive := a.liveObserver(nodes, a.observer())
 	res, verr := tasks.Verify(ctx, tasks.Options{
 		Inventory:  inv,
 		Nodes:      nodes,
@@ -228,10 +228,11 @@ func (a *app) observer() tasks.Observer {
 // function that ends it, which the command calls before printing its
 // results. With text output on a terminal that can move its cursor, it is
 // the live view (one line per node, redrawn in place on stdout); otherwise
-// it is observer()'s plain lines, so logs and CI output stay line-based.
-func (a *app) liveObserver(nodes []inventory.Node) (tasks.Observer, func()) {
+// it is plain, the command's usual line observer, so logs and CI output
+// stay line-based.
+func (a *app) liveObserver(nodes []inventory.Node, plain tasks.Observer) (tasks.Observer, func()) {
 	if a.g.output == "json" || !isTerminal(a.env.Stdout) || a.env.Getenv("TERM") == "dumb" {
-		return a.observer(), func() {}
+		return plain, func() {}
 	}
 	live := make([]report.LiveNode, len(nodes))
 	for i, n := range nodes {
