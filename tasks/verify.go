@@ -19,8 +19,10 @@ type Report struct {
 }
 
 // probeTries is how many times a node looks for the other probes, one
-// second apart: NFS caches attributes (acregmin/acdirmin default 3 s and
-// 30 s) and negative lookups.
+// second apart. A plain lookup can be answered from the NFS client's
+// negative cache for up to acdirmin (30 s by default); the script then
+// lists temp/, and opening a directory revalidates it (close-to-open), so
+// a few tries are enough on a healthy share.
 const probeTries = 5
 
 // Verify connects to every node and runs one facts script per node, in one
@@ -28,9 +30,10 @@ const probeTries = 5
 // every node has, each looks for the others' probes; once every node has
 // looked, each removes its own (prapush drives the phases through the
 // script's stdin). Then it evaluates every check and closes the
-// connections. A node's failure is a
-// result, not an error; the error is only ctx's, and comes with the report
-// of what was gathered before ctx ended.
+// connections. Parallel bounds the facts phase; the barrier phases involve
+// every node at once. A node's failure is a result, not an error; the error
+// is only ctx's, and comes with the report of what was gathered before ctx
+// ended.
 func Verify(ctx context.Context, opts Options) (*Report, error) {
 	return verify(ctx, opts, defaultRoots, probeTries)
 }
