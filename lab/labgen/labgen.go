@@ -2,7 +2,6 @@ package labgen
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -223,6 +222,7 @@ type generator struct {
 	core   Node
 	opt    Options
 	nextID int
+	cert   string // bm_cert.pem of every bm/conf part: one per store
 }
 
 func newGenerator(opt Options) (*generator, error) {
@@ -239,6 +239,7 @@ func newGenerator(opt Options) (*generator, error) {
 		opt.PGVersion = "14"
 	}
 	g := &generator{opt: opt, nextID: 2001}
+	var err error
 	cores := 0
 	for _, n := range opt.Nodes {
 		if _, err := netip.ParseAddr(n.IP); err != nil {
@@ -263,6 +264,11 @@ func newGenerator(opt Options) (*generator, error) {
 		return nil, fmt.Errorf("want exactly one node tagged bm/core, got %d", cores)
 	}
 	g.core = g.nodes[0]
+	// One certificate per store: every node's bm/conf part, and a stale
+	// view's, carry the same file, as they would from one architecture.
+	if g.cert, err = SelfSignedPEM(opt.ExternalURL, time.Now()); err != nil {
+		return nil, err
+	}
 	for _, n := range g.nodes {
 		if (opt.Target == "" && !n.Core()) || n.Name == opt.Target {
 			g.target = n
@@ -395,7 +401,7 @@ func (g *generator) writePart(hostDir string, n Node, p PartGeneration) error {
 	}
 	for rel, content := range files {
 		mode := os.FileMode(0o644)
-		if strings.HasSuffix(rel, "bm-core.tok") {
+		if strings.HasSuffix(rel, "bm-core.tok") || strings.HasSuffix(rel, "bm_cert.pem") {
 			mode = 0o640
 		}
 		if err := writeFile(filepath.Join(root, rel), content, mode); err != nil {
@@ -417,7 +423,7 @@ func (g *generator) payload(n Node, p PartGeneration) map[string]string {
 			g.opt.ExternalURL, g.core.IP, g.core.IP)
 		f[etc+"bm/bm-core.tok"] = derivedUID("token:" + g.core.Name)
 		f[etc+"bm/server.uid"] = n.UID
-		f[etc+"bm/certs/bm_cert.pem"] = dummyPEM(g.opt.ExternalURL)
+		f[etc+"bm/certs/bm_cert.pem"] = g.cert
 		f[etc+"bm-node/rsync.excludes"] = "- /var/spool/cyrus/meta/**/cyrus.squat\n"
 		f[etc+"postfix/main.cf"] = fmt.Sprintf("myhostname = %s\nmydestination =\nrelayhost =\n", g.opt.ExternalURL)
 		if slices.Contains(n.Tags, "mail/imap") {
@@ -453,18 +459,6 @@ func (g *generator) payload(n Node, p PartGeneration) map[string]string {
 }
 
 func partition(domain string) string { return strings.ReplaceAll(domain, ".", "_") }
-
-// dummyPEM is PEM-shaped text for bm_cert.pem (certificate, key, CA blocks,
-// as BlueMind concatenates them). The bodies are plain text encoded in
-// base64: nothing in it is key material.
-func dummyPEM(host string) string {
-	var b strings.Builder
-	for _, kind := range []string{"CERTIFICATE", "PRIVATE KEY", "CERTIFICATE"} {
-		body := base64.StdEncoding.EncodeToString([]byte("prapush lab dummy " + strings.ToLower(kind) + " for " + host + ", not real key material"))
-		fmt.Fprintf(&b, "-----BEGIN %s-----\n%s\n-----END %s-----\n", kind, body, kind)
-	}
-	return b.String()
-}
 
 func writeFile(path, content string, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
