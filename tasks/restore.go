@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -460,7 +461,6 @@ type follower struct {
 	stepDue  time.Time
 	stepName string
 	menuDue  time.Time
-	stopped  string // why prapush stopped the script ("" = it did not)
 	kill     bool
 }
 
@@ -520,11 +520,21 @@ func (e *engine) follow(ctx context.Context, i int) {
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sk := &sink{w: w, p: p, events: make(chan []Event, 64), stop: make(chan struct{})}
-	defer close(sk.stop)
 	done := make(chan error, 1)
 	go func() {
 		done <- e.conn(i).Run(fctx, followCmd(e.o.RunsRoot, st.RunID, off, stat.PID).Line, nil, sk, nil)
 	}()
+	// halt stops following and waits for the follow command: the sink
+	// must not block on events nobody reads any more.
+	var haltOnce sync.Once
+	halt := func() {
+		haltOnce.Do(func() {
+			cancel()
+			close(sk.stop)
+			<-done
+		})
+	}
+	defer halt()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -540,14 +550,12 @@ func (e *engine) follow(ctx context.Context, i int) {
 				fl.handle(ctx, ev)
 			}
 			if fl.kill {
-				cancel()
-				<-done
+				halt()
 				fl.stop(ctx, "")
 				return
 			}
 			if e.o.Detach && st.Nodes[i].Phase == PhaseAnswered {
-				cancel()
-				<-done
+				halt()
 				return
 			}
 		case <-timer.C:
@@ -558,11 +566,11 @@ func (e *engine) follow(ctx context.Context, i int) {
 				what, reason = "menu", fmt.Sprintf("the menu did not appear within %s: stopped", e.o.MenuTimeout)
 			}
 			e.mutate(i, func(n *NodeRun) { n.TimedOut, n.TimeoutWhat = true, what })
-			cancel()
-			<-done
+			halt()
 			fl.stop(ctx, reason)
 			return
 		case err := <-done:
+			done <- err // for halt
 			if ctx.Err() != nil {
 				fl.cancelled(ctx)
 				return
@@ -586,8 +594,7 @@ func (e *engine) follow(ctx context.Context, i int) {
 			fl.finish(ctx, err)
 			return
 		case <-ctx.Done():
-			cancel()
-			<-done
+			halt()
 			fl.cancelled(ctx)
 			return
 		}
@@ -727,7 +734,7 @@ func (fl *follower) stop(ctx context.Context, reason string) {
 			}
 		}
 		n.Status = RestorePartial
-		if n.LastCompleted() == "" && n.Phase != PhaseAnswered {
+		if n.LastCompleted() == "" {
 			n.Status = RestoreFailed
 		}
 		n.Phase = PhaseDone
@@ -796,8 +803,8 @@ func Judge(n *NodeRun, exit string) {
 	case rc != 0:
 		why = append(why, "exit status "+strconv.Itoa(rc))
 	}
-	if n.FailSeen && n.Reason != "" {
-		why = append(why, n.Reason)
+	if n.FailSeen {
+		why = append(why, cmp.Or(n.Reason, "a step failed"))
 	}
 	if n.FalseSuccess != "" {
 		why = append(why, "the script restored nothing: "+strconv.Quote(n.FalseSuccess))

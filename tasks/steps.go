@@ -85,39 +85,48 @@ type OutputParser struct {
 // Feed parses b and returns what it recognised, in order.
 func (p *OutputParser) Feed(b []byte) []Event {
 	var evs []Event
-	// Prompts: counted on the raw bytes (the legacy prompt ends without a
-	// newline), each once, even when split across two reads.
+	if !p.menuDone {
+		if room := maxMenu - len(p.menu); room > 0 {
+			p.menu = append(p.menu, b[:min(len(b), room)]...)
+		}
+	}
+	// Prompts: found on the raw bytes (the legacy prompt ends without a
+	// newline), each counted once even when split across two reads, and
+	// reported at their place in the stream, so that however the output is
+	// cut the events come in the same order.
 	start := p.off - int64(len(p.window))
 	buf := append(slices.Clip(p.window), b...)
+	pos := 0
 	for _, loc := range promptRe.FindAllIndex(buf, -1) {
 		end := start + int64(loc[1])
 		if end <= p.lastPrompt {
 			continue
 		}
 		p.lastPrompt = end
+		rel := int(end - p.off)
+		evs = p.segments(evs, b[pos:rel])
+		pos = rel
 		p.prompts++
 		if p.prompts == 1 {
-			continue // the menu's own prompt, reported as EventMenu below
+			p.menuDone = true
+			entries, _, complete := ParseMenu(p.menu)
+			p.menu = nil
+			evs = append(evs, Event{Kind: EventMenu, Menu: entries, MenuComplete: complete})
+			continue
 		}
 		evs = append(evs, Event{Kind: EventPromptAgain})
 	}
+	evs = p.segments(evs, b[pos:])
 	if len(buf) > promptWindow {
 		buf = buf[len(buf)-promptWindow:]
 	}
 	p.window = append(p.window[:0], buf...)
-	if !p.menuDone {
-		room := maxMenu - len(p.menu)
-		if room > 0 {
-			p.menu = append(p.menu, b[:min(len(b), room)]...)
-		}
-		if p.prompts > 0 {
-			p.menuDone = true
-			entries, _, complete := ParseMenu(p.menu)
-			evs = append(evs, Event{Kind: EventMenu, Menu: entries, MenuComplete: complete})
-			p.menu = nil
-		}
-	}
 	p.off += int64(len(b))
+	return evs
+}
+
+// segments cuts b at each \r and \n and classifies the segments ended.
+func (p *OutputParser) segments(evs []Event, b []byte) []Event {
 	for len(b) > 0 {
 		i := bytes.IndexAny(b, "\r\n")
 		if i < 0 {

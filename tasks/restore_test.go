@@ -1,0 +1,434 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prapush/prapush/inventory"
+	"github.com/prapush/prapush/transport"
+)
+
+func nodeWithStepTimeouts(m map[string]time.Duration) inventory.Node {
+	return inventory.Node{Name: "n", StepTimeouts: m}
+}
+
+// raNode is a transport.Conn that plays a node running the restore
+// engine's remote commands: it recognises each command by its text, keeps
+// the run's state, and streams a scripted output when followed. Every
+// command line is recorded, in order, in the shared journal.
+type raNode struct {
+	name    string
+	menu    []byte // what the script shows first
+	body    string // what it prints after a correct answer
+	index   int    // the answer that the script accepts
+	exit    string // exit status once the body is printed
+	journal *journal
+
+	mu       sync.Mutex
+	claimed  bool
+	started  bool
+	answered chan int
+	exitNow  string
+}
+
+type journal struct {
+	mu    sync.Mutex
+	lines []string // "node: what"
+}
+
+func (j *journal) add(node, what string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.lines = append(j.lines, node+": "+what)
+}
+
+func (j *journal) all() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]string(nil), j.lines...)
+}
+
+func newRANode(name string, j *journal, index int, body string) *raNode {
+	return &raNode{name: name, menu: RenderMenu(FamilyBM4ES, testMenu), body: body, index: index, exit: "0", journal: j, answered: make(chan int, 4)}
+}
+
+func rec(key, v string) string {
+	return "@@prapush " + key + " " + strconv.Itoa(len(v)) + "\n" + v + "\n"
+}
+
+func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	f.mu.Lock()
+	switch {
+	case strings.Contains(cmd, "mkfifo input ctl"):
+		f.journal.add(f.name, "claim")
+		f.claimed = true
+		f.mu.Unlock()
+		_, _ = io.WriteString(stdout, rec("pid", "42")+rec("end", "ok"))
+		return nil
+	case strings.Contains(cmd, "bmctl stop"):
+		f.journal.add(f.name, "bmctl stop")
+	case strings.Contains(cmd, "WORD=go"):
+		f.journal.add(f.name, "go")
+		f.started = true
+		f.mu.Unlock()
+		_, _ = io.WriteString(stdout, rec("sent", "1")+rec("end", "ok"))
+		return nil
+	case strings.Contains(cmd, "WORD=cancel"):
+		f.journal.add(f.name, "cancel")
+		f.exitNow = "cancelled"
+		f.mu.Unlock()
+		_, _ = io.WriteString(stdout, rec("sent", "1")+rec("end", "ok"))
+		return nil
+	case strings.Contains(cmd, `1<>"$RUN/input"`):
+		i := strings.Index(cmd, "printf '%s\\n' ")
+		n := 0
+		for _, c := range cmd[i+len("printf '%s\\n' "):] {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		f.journal.add(f.name, "answer "+strconv.Itoa(n))
+		f.mu.Unlock()
+		f.answered <- n
+		_, _ = io.WriteString(stdout, rec("sent", "1")+rec("end", "ok"))
+		return nil
+	case strings.Contains(cmd, "kill -TERM"):
+		f.journal.add(f.name, "kill")
+		f.exitNow = "killed"
+		f.mu.Unlock()
+		_, _ = io.WriteString(stdout, rec("exit", "killed")+rec("end", "ok"))
+		return nil
+	case strings.Contains(cmd, "rec missing 1"):
+		out := rec("pid", "42")
+		if f.exitNow != "" {
+			out += rec("exit", f.exitNow)
+		} else {
+			out += rec("alive", "1")
+		}
+		f.mu.Unlock()
+		_, _ = io.WriteString(stdout, out+rec("end", "ok"))
+		return nil
+	case strings.HasPrefix(cmd, "exec tail"):
+		f.journal.add(f.name, "follow")
+		f.mu.Unlock()
+		return f.follow(ctx, stdout)
+	case strings.Contains(cmd, "time.localtime"):
+		f.journal.add(f.name, "render date")
+		f.mu.Unlock()
+		_, _ = io.WriteString(stdout, "2025-03-14 23:30:02")
+		return nil
+	default:
+		f.journal.add(f.name, "unknown command")
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+// follow plays the script: the menu, then the body after the right answer,
+// or the menu again after a wrong one and nothing more until killed.
+func (f *raNode) follow(ctx context.Context, w io.Writer) error {
+	if _, err := w.Write(f.menu); err != nil {
+		return err
+	}
+	select {
+	case n := <-f.answered:
+		if n != f.index {
+			_, _ = w.Write(f.menu)
+			<-ctx.Done()
+			return context.Cause(ctx)
+		}
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	for _, chunk := range splitEvery([]byte(f.body), 7) {
+		if _, err := w.Write(chunk); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.exitNow = f.exit
+	f.mu.Unlock()
+	return nil
+}
+
+func splitEvery(b []byte, n int) [][]byte {
+	var out [][]byte
+	for len(b) > n {
+		out = append(out, b[:n])
+		b = b[n:]
+	}
+	return append(out, b)
+}
+
+func (f *raNode) ReadFile(context.Context, string) ([]byte, error) { return nil, fs.ErrNotExist }
+func (f *raNode) Upload(context.Context, string, []byte, fs.FileMode) error {
+	return errors.New("no upload")
+}
+func (f *raNode) Close() error { return nil }
+
+var _ transport.Conn = (*raNode)(nil)
+
+// dirLogs is a LogStore in a test directory.
+type dirLogs struct{ dir string }
+
+func (l dirLogs) Open(node string) (io.WriteCloser, int64, error) {
+	f, err := os.OpenFile(filepath.Join(l.dir, node+".log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+func (l dirLogs) Replay(node string) (io.ReadCloser, error) {
+	return os.Open(filepath.Join(l.dir, node+".log"))
+}
+
+const healthyBody = "This server is tagged as bm/conf\n\n**** RESTORE COMMON CONFIGURATION ****\n" +
+	"\rRestoring BlueMind Node configuration -\rRestoring BlueMind Node configuration OK\n" +
+	"\n**** STARTING BLUEMIND SERVICES ****\n" +
+	"\rStarting BlueMind Node service -\rStarting BlueMind Node service OK\n" +
+	"\rStarting BlueMind services -\rStarting BlueMind services \\\rStarting BlueMind services OK\n"
+
+type restoreFixture struct {
+	j     *journal
+	nodes []*raNode
+	opts  RestoreOptions
+}
+
+// newRestoreFixture plans "a" and "b" in stage 1 and "core" in stage 2,
+// each expecting menu index 3 with testMenu's third line.
+func newRestoreFixture(t *testing.T) *restoreFixture {
+	fx := &restoreFixture{j: &journal{}}
+	st := &RunState{RunID: "20250101T000000Z-0000", Generation: 312}
+	var invNodes []inventory.Node
+	var conns []transport.Conn
+	for _, n := range []struct {
+		name  string
+		stage int
+	}{{"a", 1}, {"b", 1}, {"core", 2}} {
+		fn := newRANode(n.name, fx.j, 3, healthyBody)
+		fx.nodes = append(fx.nodes, fn)
+		conns = append(conns, fn)
+		invNodes = append(invNodes, inventory.Node{Name: n.name, Stage: n.stage, IP: netip.MustParseAddr("10.0.0.1")})
+		st.Nodes = append(st.Nodes, NodeRun{Plan: NodePlan{Node: n.name, Stage: n.stage, MenuIndex: 3, MenuLine: testMenu[2],
+			Family: FamilyBM4ES, Tags: []string{"bm/conf"}, Script: "/usr/share/bm-node/bm-pra-restore.py", Python: "/usr/bin/python"}})
+	}
+	fx.opts = RestoreOptions{State: st, Nodes: invNodes, Conns: conns, Logs: dirLogs{t.TempDir()}, MenuTimeout: time.Minute}
+	return fx
+}
+
+func (fx *restoreFixture) statuses() []string {
+	var out []string
+	for _, n := range fx.opts.State.Nodes {
+		out = append(out, n.Plan.Node+"="+n.Status)
+	}
+	return out
+}
+
+func indexOf(lines []string, s string) int {
+	for i, l := range lines {
+		if l == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRestore_HealthyNodesSucceedStageByStage(t *testing.T) {
+	fx := newRestoreFixture(t)
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	got := strings.Join(fx.statuses(), " ")
+	if got != "a=success b=success core=success" {
+		t.Fatalf("statuses %s\n%s", got, strings.Join(fx.j.all(), "\n"))
+	}
+	j := fx.j.all()
+	// Every node claimed, then BlueMind stopped everywhere, before any
+	// script starts; the core starts only after both stage-1 nodes ended.
+	lastStop, firstGo := -1, len(j)
+	for i, l := range j {
+		if strings.HasSuffix(l, ": claim") && firstGo < len(j) {
+			t.Errorf("claim after a go: %v", j)
+		}
+		if strings.HasSuffix(l, ": bmctl stop") {
+			lastStop = max(lastStop, i)
+		}
+		if strings.HasSuffix(l, ": go") {
+			firstGo = min(firstGo, i)
+		}
+	}
+	if lastStop < 0 || lastStop > firstGo {
+		t.Errorf("BlueMind not stopped on every node before the first go:\n%s", strings.Join(j, "\n"))
+	}
+	coreGo := indexOf(j, "core: go")
+	for _, n := range []string{"a", "b"} {
+		if i := indexOf(j, n+": answer 3"); i < 0 || i > coreGo {
+			t.Errorf("%s answered at %d, core started at %d:\n%s", n, i, coreGo, strings.Join(j, "\n"))
+		}
+	}
+	core := fx.opts.State.Nodes[2]
+	if len(core.Steps) != 3 || core.Steps[2].Name != "Starting BlueMind services" || core.Steps[2].Status != StepOK {
+		t.Errorf("core steps %+v", core.Steps)
+	}
+}
+
+func TestRestore_WrongMenuLineIsNeverAnswered(t *testing.T) {
+	fx := newRestoreFixture(t)
+	// Node b shows another generation at the planned index.
+	fx.opts.State.Nodes[1].Plan.MenuLine = "3\t2025-03-14 23:30:02\t4.8.2\tstatus: OK"
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	j := fx.j.all()
+	for _, l := range j {
+		if strings.HasPrefix(l, "b: answer") {
+			t.Fatalf("b was answered although its menu line differs:\n%s", strings.Join(j, "\n"))
+		}
+	}
+	if indexOf(j, "b: kill") < 0 {
+		t.Errorf("b's process group was not stopped:\n%s", strings.Join(j, "\n"))
+	}
+	b := fx.opts.State.Nodes[1]
+	if b.Status != RestoreFailed || !strings.Contains(b.Reason, "not answered") {
+		t.Errorf("b: %s (%s)", b.Status, b.Reason)
+	}
+	if a := fx.opts.State.Nodes[0]; a.Status != RestoreSuccess {
+		t.Errorf("a (same stage) did not finish: %s %s", a.Status, a.Reason)
+	}
+	if indexOf(j, "core: go") >= 0 || fx.opts.State.Nodes[2].Status != RestoreNotStarted {
+		t.Errorf("core started although stage 1 failed:\n%s", strings.Join(j, "\n"))
+	}
+	if indexOf(j, "core: cancel") < 0 {
+		t.Errorf("core's waiting run was not cancelled (its lock stays):\n%s", strings.Join(j, "\n"))
+	}
+}
+
+func TestRestore_RefusedAnswerStopsTheNode(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.nodes[0].index = 2 // the script refuses 3 and shows its menu again
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	a := fx.opts.State.Nodes[0]
+	if a.Status != RestoreFailed || !strings.Contains(a.Reason, "menu again") {
+		t.Fatalf("a: %s (%s)", a.Status, a.Reason)
+	}
+	if indexOf(fx.j.all(), "a: kill") < 0 {
+		t.Errorf("a not stopped:\n%s", strings.Join(fx.j.all(), "\n"))
+	}
+}
+
+func TestRestore_DetachReturnsOnceTheFirstStageIsAnswered(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.opts.Detach = true
+	if err := Restore(context.Background(), fx.opts); !errors.Is(err, ErrDetached) {
+		t.Fatalf("Restore = %v, want ErrDetached", err)
+	}
+	j := fx.j.all()
+	for _, n := range []string{"a", "b"} {
+		if indexOf(j, n+": answer 3") < 0 {
+			t.Errorf("%s not answered before detaching", n)
+		}
+	}
+	if indexOf(j, "core: go") >= 0 {
+		t.Errorf("core started by a detached run")
+	}
+	if s := fx.opts.State.Nodes[0].Phase; s != PhaseAnswered {
+		t.Errorf("a's phase %q, want %q (attach continues from it)", s, PhaseAnswered)
+	}
+}
+
+// recordingConn records every command line; it answers nothing.
+type recordingConn struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *recordingConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c.mu.Lock()
+	c.lines = append(c.lines, cmd)
+	c.mu.Unlock()
+	if strings.Contains(cmd, "time.localtime") {
+		_, _ = io.WriteString(stdout, "2025-03-14 23:30:02")
+	}
+	return nil
+}
+func (c *recordingConn) ReadFile(context.Context, string) ([]byte, error) { return nil, fs.ErrNotExist }
+func (c *recordingConn) Upload(context.Context, string, []byte, fs.FileMode) error {
+	return errors.New("no upload")
+}
+func (c *recordingConn) Close() error { return nil }
+
+func TestRestore_DryRunSendsNoMutatingCommand(t *testing.T) {
+	g, _, err := ParseGeneration(mustRead(t, "../lab/labgen/testdata/generation-312.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := "192.168.10.11"
+	var parts []string
+	for _, p := range g.Parts {
+		parts = append(parts, ip+"/"+p.Tag+"/"+strconv.Itoa(p.ID))
+	}
+	rep := &Report{Chosen: g, Nodes: []NodeResult{{
+		Node:      inventory.Node{Name: "core", IP: netip.MustParseAddr(ip), Stage: 1},
+		Facts:     &Facts{Complete: true, ScriptFamily: FamilyBM4ES, PartDirs: parts},
+		MenuIndex: 1,
+	}}}
+	conn := &recordingConn{}
+	mutating := map[string]bool{}
+	var mu sync.Mutex
+	s := &Sender{DryRun: true, Trace: func(node string, c Command) {
+		mu.Lock()
+		mutating[c.Line] = c.Mutating
+		mu.Unlock()
+	}}
+	plan, err := BuildPlan(context.Background(), rep, []transport.Conn{conn}, s)
+	if err != nil {
+		t.Fatalf("BuildPlan: %v", err)
+	}
+	if len(plan.Nodes) != 1 || plan.Nodes[0].MenuLine == "" || len(plan.Nodes[0].PartIDs) == 0 {
+		t.Fatalf("plan %+v", plan.Nodes)
+	}
+	// Even the engine, driven by a dry-run sender, cannot change a node.
+	st := &RunState{RunID: "r", Generation: g.ID, Nodes: []NodeRun{{Plan: plan.Nodes[0]}}}
+	_ = Restore(context.Background(), RestoreOptions{State: st, Nodes: []inventory.Node{rep.Nodes[0].Node}, Conns: []transport.Conn{conn}, Logs: dirLogs{t.TempDir()}, Sender: s})
+	if len(mutating) == 0 {
+		t.Fatal("no command traced")
+	}
+	for _, line := range conn.lines {
+		m, known := mutating[line]
+		if !known || m {
+			t.Errorf("dry run sent a mutating (or untraced) command:\n%s", line)
+		}
+	}
+	if !strings.Contains(st.Nodes[0].Reason, ErrDryRunMutation.Error()) {
+		t.Errorf("the engine's first change was not refused: %+v", st.Nodes[0])
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSpace(b)
+}
