@@ -63,7 +63,7 @@ func (a *app) cmdAttach(ctx context.Context, args []string) error {
 		}
 		return &exitError{code: exitUnreachable}
 	}
-	return a.runRestore(ctx, dir, rep, rf, nodes, conns, false)
+	return a.runRestore(ctx, dir, rep, rf, inv, nodes, conns, false)
 }
 
 // openRun loads a run's state and the inventory nodes of its runs (the

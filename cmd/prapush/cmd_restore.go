@@ -50,6 +50,8 @@ type runFile struct {
 	Generation  *report.Generation `json:"generation"`
 	ResumedFrom string             `json:"resumed_from,omitempty"`
 	StepTimeout time.Duration      `json:"step_timeout_ns,omitempty"`
+	NoResync    bool               `json:"no_resync,omitempty"`
+	NoPost      bool               `json:"no_post,omitempty"`
 	State       *tasks.RunState    `json:"state"`
 }
 
@@ -211,7 +213,7 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 		runNodes = append(runNodes, nodes[i])
 		runConns = append(runConns, conns[i])
 	}
-	rf := &runFile{Schema: runSchema, RunID: runID, Inventory: inv.Path, StartedAt: started.UTC(), Generation: rep.Generation, StepTimeout: o.stepTimeout, State: st}
+	rf := &runFile{Schema: runSchema, RunID: runID, Inventory: inv.Path, StartedAt: started.UTC(), Generation: rep.Generation, StepTimeout: o.stepTimeout, NoResync: o.noResync, NoPost: o.noPost, State: st}
 	if prev != nil {
 		rf.ResumedFrom = prev.RunID
 	}
@@ -224,11 +226,11 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	if err := report.WriteDir(dir, rep); err != nil {
 		return err
 	}
-	return a.runRestore(ctx, dir, rep, rf, runNodes, runConns, o.detach)
+	return a.runRestore(ctx, dir, rep, rf, inv, runNodes, runConns, o.detach)
 }
 
 // runRestore runs (or continues) the restore of rf and completes the report.
-func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf *runFile, nodes []inventory.Node, conns []transport.Conn, detach bool) error {
+func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf *runFile, inv *inventory.Inventory, nodes []inventory.Node, conns []transport.Conn, detach bool) error {
 	// Ctrl-C once stops following (ctx); a second one kills at once.
 	stopWatch := context.AfterFunc(ctx, func() {
 		if !errors.Is(context.Cause(ctx), errRunTimeout) {
@@ -238,10 +240,12 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 	defer stopWatch()
 	fmt.Fprintf(a.env.Stderr, "run %s: follow it from another terminal with: prapush attach %s\n", rf.RunID, rf.RunID)
 	logs := &fileLogs{dir: filepath.Join(dir, report.DirLogs)}
+	obs, stopLive := a.liveObserver(nodes, a.restoreObserver())
+	defer stopLive()
 	var saveErr error
 	rerr := tasks.Restore(ctx, tasks.RestoreOptions{
 		State: rf.State, Nodes: nodes, Conns: conns, Logs: logs,
-		Observer:    a.restoreObserver(),
+		Observer:    obs,
 		StepTimeout: rf.StepTimeout,
 		Detach:      detach,
 		Save: func(*tasks.RunState) {
@@ -300,13 +304,38 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 		s := int64(time.Since(rf.StartedAt) / time.Second)
 		rep.RTO.AchievedS = &s
 	}
-	if allOK {
-		rep.Notes = append(rep.Notes, "post-operations (DataProtect re-sync, firewall, mail maintenance, certificate) are not automated in this version: run them from the admin console")
+	// 10. Every stage succeeded: DataProtect re-sync and post-operations on
+	// the core (each may be skipped by its flag; they say so).
+	if allOK && rerr == nil {
+		var core transport.Conn
+		for i, n := range nodes {
+			if n.Core && i < len(conns) {
+				core = conns[i]
+			}
+		}
+		popts, err := postOptions(inv, rf, rf.NoResync, rf.NoPost)
+		switch {
+		case err != nil:
+			rep.Notes = append(rep.Notes, "post-operations: "+err.Error())
+			codes = append(codes, exitFailed)
+		case core == nil:
+			rep.Notes = append(rep.Notes, "post-operations: the core node is not connected: run prapush post "+rf.RunID)
+			codes = append(codes, exitFailed)
+		default:
+			stopLive()
+			results := tasks.PostOperations(ctx, core, popts, a.postObserver())
+			codes = append(codes, a.postCode(rep, nil, results))
+			if ctx.Err() != nil {
+				codes = append(codes, interruptCode(ctx))
+			}
+		}
+		code = worstExit(codes...)
 	}
 	if attachHint {
 		rep.Notes = append(rep.Notes, "restores may still be running: prapush attach "+rf.RunID)
 	}
 	a.finish(rep, code)
+	stopLive()
 	a.printRestore(rep, rf)
 	if err := a.writeReport(dir, rep); err != nil {
 		return err
@@ -468,7 +497,7 @@ func (a *app) printRestore(rep *report.Report, rf *runFile) {
 		if last == "" {
 			last = "-"
 		}
-		fmt.Fprintf(w, "%-12s stage %d  %-11s steps %d, last completed: %s", report.SanitizeText(n.Plan.Node), n.Plan.Stage, st, len(n.Steps), report.SanitizeText(last))
+		fmt.Fprintf(w, "%-12s stage %d  %s steps %d, last completed: %s", report.SanitizeText(n.Plan.Node), n.Plan.Stage, st, len(n.Steps), report.SanitizeText(last))
 		if n.ExitCode != nil {
 			fmt.Fprintf(w, "  exit %d", *n.ExitCode)
 		}
@@ -476,6 +505,9 @@ func (a *app) printRestore(rep *report.Report, rf *runFile) {
 			fmt.Fprintf(w, "  (%s)", report.SanitizeText(n.Reason))
 		}
 		fmt.Fprintln(w)
+	}
+	for _, op := range rep.PostOperations {
+		fmt.Fprintf(w, "post  %s  %-22s %s\n", p.status(op.Status), op.ID, report.SanitizeText(op.Message))
 	}
 	fmt.Fprintf(w, "%s %s: exit %d\n", rep.Command, rf.RunID, rep.ExitCode)
 }
