@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,7 +47,8 @@ type LiveView struct {
 	nodes   []*liveNode
 	byName  map[string]*liveNode
 	nameW   int
-	drawn   int    // lines the previous frame left on screen
+	widths  []int  // display width of each line of the previous frame
+	cols    int    // terminal width the previous frame was drawn for
 	last    []byte // the previous frame, to skip identical redraws
 	stopped bool
 
@@ -261,23 +263,43 @@ func (v *LiveView) redrawLocked() {
 	}
 	var frame bytes.Buffer
 	now := v.now()
+	widths := make([]int, 0, len(v.nodes))
 	for _, n := range v.nodes {
+		line := v.line(n, now, width-1) // the last column would wrap on some terminals
+		widths = append(widths, displayWidth(ownSGR.ReplaceAllString(line, "")))
 		frame.WriteString("\r")
-		frame.WriteString(v.line(n, now, width-1)) // the last column would wrap on some terminals
+		frame.WriteString(line)
 		frame.WriteString("\x1b[K\n")
 	}
-	if bytes.Equal(frame.Bytes(), v.last) && v.drawn == len(v.nodes) {
+	if bytes.Equal(frame.Bytes(), v.last) && width == v.cols {
 		return
 	}
 	var out bytes.Buffer
-	if v.drawn > 0 {
-		fmt.Fprintf(&out, "\x1b[%dA", v.drawn)
+	if up := v.rowsDrawn(width); up > 0 {
+		fmt.Fprintf(&out, "\x1b[%dA\r", up)
+		if width < v.cols {
+			// The terminal shrank: the old lines may have wrapped, and
+			// whatever of them is left below the new frame must go.
+			out.WriteString("\x1b[J")
+		}
 	}
 	out.Write(frame.Bytes())
 	_, _ = v.w.Write(out.Bytes())
-	v.last = frame.Bytes()
-	v.drawn = len(v.nodes)
+	v.last, v.widths, v.cols = frame.Bytes(), widths, width
 }
+
+// rowsDrawn is how many terminal rows the previous frame takes now that
+// the terminal is width columns wide: a line wider than that wrapped.
+func (v *LiveView) rowsDrawn(width int) int {
+	rows := 0
+	for _, w := range v.widths {
+		rows += max(1, (w+width-1)/width)
+	}
+	return rows
+}
+
+// ownSGR matches the colour sequences render adds.
+var ownSGR = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
 // segment is a run of text drawn in one colour.
 type segment struct {

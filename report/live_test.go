@@ -46,7 +46,7 @@ func redraw(v *LiveView) {
 
 // ownSequence matches the only escape sequences the view itself writes:
 // cursor up, clear to end of line and SGR colours.
-var ownSequence = regexp.MustCompile(`\x1b\[(\d+A|K|[0-9;]*m)`)
+var ownSequence = regexp.MustCompile(`\x1b\[(\d+A|K|J|[0-9;]*m)`)
 
 // screen is a minimal terminal: it interprets what the view writes (\r,
 // \n, cursor up, clear to end of line; colours are dropped) and fails the
@@ -69,6 +69,13 @@ func (s *screen) write(p []byte) {
 				n, _ := strconv.Atoi(seq[2 : len(seq)-1])
 				s.maxCursor = max(s.maxCursor, n)
 				s.row = max(0, s.row-n)
+			case strings.HasSuffix(seq, "J"):
+				s.ensure()
+				s.lines = s.lines[:s.row+1]
+				line := []rune(s.lines[s.row])
+				if s.col < len(line) {
+					s.lines[s.row] = string(line[:s.col])
+				}
 			case strings.HasSuffix(seq, "K"):
 				s.ensure()
 				line := []rune(s.lines[s.row])
@@ -192,6 +199,30 @@ func TestLiveView_FinishedNodeStopsCountingAndShowsItsResult(t *testing.T) {
 	}
 	if !strings.Contains(got[0], "failed") {
 		t.Errorf("core line %q: want failed", got[0])
+	}
+}
+
+func TestLiveView_GoesUpOverWrappedLinesWhenTheTerminalShrinks(t *testing.T) {
+	var buf bytes.Buffer
+	width := 100
+	v := newLiveView(&buf, labNodes, false, true, (&fakeClock{}).now, func() int { return width }, nil, nil)
+	v.NodeEvent("core", "step", strings.Repeat("x", 200))
+	redraw(v)
+	first := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if w := displayWidth(strings.TrimSuffix(strings.TrimPrefix(first[0], "\r"), "\x1b[K")); w != 99 {
+		t.Fatalf("core line is %d columns at width 100, want 99", w)
+	}
+	buf.Reset()
+	width = 40 // core's 99 columns now take 3 rows, the two others 1 each
+	redraw(v)
+	if !strings.HasPrefix(buf.String(), "\x1b[5A\r\x1b[J") {
+		t.Errorf("after shrinking to 40 columns, want up 5 rows and erase below: %q", buf.String())
+	}
+	buf.Reset()
+	v.NodeEvent("mail", "step", "next")
+	redraw(v)
+	if !strings.HasPrefix(buf.String(), "\x1b[3A\r") || strings.Contains(buf.String(), "\x1b[J") {
+		t.Errorf("same width again: want up 3 rows, no erase: %q", buf.String())
 	}
 }
 
