@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	_ "time/tzdata" // the nodes' zones, whatever the host has installed
@@ -31,8 +34,16 @@ type restoreReport struct {
 		Restore *struct {
 			Status       string   `json:"status"`
 			TagsRestored []string `json:"tags_restored"`
+			ExitCode     *int     `json:"exit_code"`
+			Steps        []struct {
+				Name   string `json:"name"`
+				Status string `json:"status"`
+			} `json:"steps"`
+			StartedAt time.Time `json:"started_at"`
+			EndedAt   time.Time `json:"ended_at"`
 		} `json:"restore"`
 	} `json:"nodes"`
+	Notes []string `json:"notes"`
 }
 
 func runRestore(t *testing.T, lab *labtest.Lab, args ...string) (*restoreReport, int) {
@@ -111,10 +122,28 @@ func TestRestore_RestoresTheNewestGenerationOnEveryNode(t *testing.T) {
 	if code != 0 || r.Verdict != "pass" {
 		t.Fatalf("restore exit %d verdict %q, want 0 pass", code, r.Verdict)
 	}
+	// Safe order: the core (stage 2) starts once the data nodes ended.
+	var coreStart, dataEnd time.Time
+	for _, n := range r.Nodes {
+		if n.Restore == nil {
+			continue
+		}
+		if n.Name == "core" {
+			coreStart = n.Restore.StartedAt
+		} else if n.Restore.EndedAt.After(dataEnd) {
+			dataEnd = n.Restore.EndedAt
+		}
+	}
+	if !coreStart.After(dataEnd) {
+		t.Errorf("core started at %s, before the data nodes ended (%s)", coreStart, dataEnd)
+	}
 	for _, n := range r.Nodes {
 		if n.Restore == nil || n.Restore.Status != "success" {
 			t.Errorf("%s: restore %+v, want success", n.Name, n.Restore)
 			continue
+		}
+		if last := n.Restore.Steps[len(n.Restore.Steps)-1]; last.Name != "Starting BlueMind services" || last.Status != "ok" || n.Restore.ExitCode == nil || *n.Restore.ExitCode != 0 {
+			t.Errorf("%s: last step %+v exit %v, want Starting BlueMind services ok, exit 0", n.Name, last, n.Restore.ExitCode)
 		}
 		// What the fake script itself recorded on the node.
 		out, err := lab.Exec(n.Name, "cat", "/var/lib/fake-bm-pra/last-restore.json")
@@ -137,5 +166,257 @@ func TestRestore_RestoresTheNewestGenerationOnEveryNode(t *testing.T) {
 		if !slices.Equal(got, want) || !slices.Contains(got, "bm/conf") {
 			t.Errorf("%s: script restored %s, report says %s", n.Name, strings.Join(got, ","), strings.Join(want, ","))
 		}
+	}
+}
+
+func (r *restoreReport) status(node string) string {
+	for _, n := range r.Nodes {
+		if n.Name == node && n.Restore != nil {
+			return n.Restore.Status
+		}
+	}
+	return ""
+}
+
+func readRestoreReport(t *testing.T, dir string) *restoreReport {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatalf("no report.json: %v", err)
+	}
+	var r restoreReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	return &r
+}
+
+// fastLab resets the lab and makes every step take seconds (s each tick).
+func fastLab(t *testing.T, seconds string) *labtest.Lab {
+	lab := labtest.Require(t)
+	lab.PrapushPath(t)
+	lab.Reset(t, "ok")
+	for _, n := range labtest.Nodes {
+		lab.SetKnob(t, n, "STEP_SECONDS", seconds)
+	}
+	return lab
+}
+
+// restore runs prapush restore with args and returns the report dir, its
+// report and the exit code.
+func restore(t *testing.T, lab *labtest.Lab, args ...string) (string, *restoreReport, int, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "report")
+	all := append([]string{"-i", lab.InventoryPath(), "--report-dir", dir}, args...)
+	stdout, stderr, code := lab.Prapush(t, all...)
+	out := stdout + "\n" + stderr
+	t.Logf("prapush %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	return dir, readRestoreReport(t, dir), code, out
+}
+
+// lastRestore reads the fake script's STATE_FILE on node ("" = none).
+func lastRestore(t *testing.T, lab *labtest.Lab, node string) (gen int, finished string) {
+	t.Helper()
+	out, err := lab.Exec(node, "cat", "/var/lib/fake-bm-pra/last-restore.json")
+	if err != nil {
+		return 0, ""
+	}
+	var s struct {
+		GenerationID int    `json:"generationId"`
+		FinishedAt   string `json:"finishedAt"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("%s: last-restore.json: %v\n%s", node, err, out)
+	}
+	return s.GenerationID, s.FinishedAt
+}
+
+func restoreProcesses(t *testing.T, lab *labtest.Lab, node string) string {
+	out, _ := lab.Exec(node, "sh", "-c", "ps -eo pid,args | grep '[b]m-pra-restore' || true")
+	return strings.TrimSpace(out)
+}
+
+func TestRestore_FailedStepStopsTheNextStageThenResumeFinishes(t *testing.T) {
+	lab := fastLab(t, "0.05")
+	lab.SetKnob(t, "files", "FAIL_STEP", "Restoring BlueMind filehosting directory")
+	lab.SetKnob(t, "files", "FAIL_RC", "3")
+	dir, r, code, out := restore(t, lab, "restore", "--generation", "latest", "--yes")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if got := r.status("files"); got != "failed" {
+		t.Errorf("files: %q, want failed", got)
+	}
+	for _, n := range r.Nodes {
+		if n.Name != "files" || n.Restore == nil {
+			continue
+		}
+		if n.Restore.ExitCode == nil || *n.Restore.ExitCode != 3 {
+			t.Errorf("files: exit code %v, want 3", n.Restore.ExitCode)
+		}
+		last := n.Restore.Steps[len(n.Restore.Steps)-1]
+		if last.Name != "Restoring BlueMind filehosting directory" || last.Status != "fail" {
+			t.Errorf("files: last step %+v, want the failed one", last)
+		}
+	}
+	if got := r.status("mail"); got != "success" {
+		t.Errorf("mail (same stage) %q, want success: the others of a stage finish", got)
+	}
+	if got := r.status("core"); got != "not-started" {
+		t.Errorf("core %q, want not-started", got)
+	}
+	if gen, _ := lastRestore(t, lab, "core"); gen != 0 {
+		t.Errorf("core restored generation %d although its stage must not start", gen)
+	}
+	if !strings.Contains(out, "Restoring BlueMind filehosting directory") {
+		t.Errorf("output does not name the failed step")
+	}
+	_, mailDone := lastRestore(t, lab, "mail")
+
+	lab.SetKnob(t, "files", "FAIL_STEP", "")
+	_, r2, code, _ := restore(t, lab, "restore", "--resume", dir, "--yes")
+	if code != 0 {
+		t.Fatalf("resume: exit %d, want 0", code)
+	}
+	for _, n := range labtest.Nodes {
+		if got := r2.status(n); got != "success" {
+			t.Errorf("after resume %s: %q, want success", n, got)
+		}
+		if gen, _ := lastRestore(t, lab, n); gen != r.Generation.ID {
+			t.Errorf("%s: generation %d, want %d", n, gen, r.Generation.ID)
+		}
+	}
+	if _, again := lastRestore(t, lab, "mail"); again != mailDone {
+		t.Errorf("resume restored mail again (%s then %s): only failed and not-started nodes", mailDone, again)
+	}
+}
+
+func TestRestore_HangingStepOverItsLimitExitsFourNamingIt(t *testing.T) {
+	lab := fastLab(t, "0.05")
+	lab.SetKnob(t, "mail", "HANG_STEP", "Restaure DB bj-data")
+	_, r, code, out := restore(t, lab, "restore", "--generation", "latest", "--yes", "--step-timeout", "3s")
+	if code != 4 {
+		t.Errorf("exit %d, want 4", code)
+	}
+	if !strings.Contains(out, `"Restaure DB bj-data" exceeded its limit`) {
+		t.Errorf("output does not name the step over its limit")
+	}
+	if got := r.status("mail"); got != "partial" {
+		t.Errorf("mail %q, want partial", got)
+	}
+	if got := r.status("files"); got != "success" {
+		t.Errorf("files %q, want success (same stage finishes)", got)
+	}
+	if got := r.status("core"); got != "not-started" {
+		t.Errorf("core %q, want not-started", got)
+	}
+	if ps := restoreProcesses(t, lab, "mail"); ps != "" {
+		t.Errorf("the script's process group is still running on mail:\n%s", ps)
+	}
+}
+
+// startRestore starts prapush restore in the background.
+func startRestore(t *testing.T, lab *labtest.Lab, dir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(lab.PrapushPath(t), append([]string{"-i", lab.InventoryPath(), "--report-dir", dir}, args...)...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "HOME="+cmd.Dir, "NO_COLOR=1", "PRAPUSH_INVENTORY=")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, &out
+}
+
+// waitState waits until the run's state.json shows every node of names in
+// phase (polling a local file; the run itself is on the nodes).
+func waitState(t *testing.T, dir, phase string, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+		if err == nil {
+			var s struct {
+				State struct {
+					Nodes []struct {
+						Plan  struct{ Node string } `json:"plan"`
+						Phase string                `json:"phase"`
+					} `json:"nodes"`
+				} `json:"state"`
+			}
+			if json.Unmarshal(b, &s) == nil {
+				ok := 0
+				for _, n := range s.State.Nodes {
+					for _, want := range names {
+						if n.Plan.Node == want && n.Phase == phase {
+							ok++
+						}
+					}
+				}
+				if ok == len(names) {
+					return
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("state.json never showed %v in phase %q", names, phase)
+}
+
+func TestRestore_AttachCompletesARunWhoseWorkstationWasKilled(t *testing.T) {
+	lab := fastLab(t, "0.2")
+	dir := filepath.Join(t.TempDir(), "report")
+	cmd, out := startRestore(t, lab, dir, "restore", "--generation", "latest", "--yes")
+	waitState(t, dir, "answered", "mail", "files")
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	t.Logf("killed during stage 1:\n%s", out)
+	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
+	t.Logf("attach: exit %d\n%s\n%s", code, stdout, stderr)
+	if code != 0 {
+		t.Fatalf("attach exit %d, want 0", code)
+	}
+	r := readRestoreReport(t, dir)
+	for _, n := range labtest.Nodes {
+		if got := r.status(n); got != "success" {
+			t.Errorf("%s: %q, want success", n, got)
+		}
+		if gen, _ := lastRestore(t, lab, n); r.Generation == nil || gen != r.Generation.ID {
+			t.Errorf("%s restored generation %d", n, gen)
+		}
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "logs", "mail.log"))
+	if err != nil || bytes.Count(log, []byte("Choose backup generation to restore")) != 1 || !bytes.Contains(log, []byte("Starting BlueMind services OK")) {
+		t.Errorf("mail.log is not the script's output once, whole (err %v):\n%s", err, log)
+	}
+}
+
+func TestRestore_SecondConcurrentRestoreIsRefusedWithExitFive(t *testing.T) {
+	lab := fastLab(t, "0.1")
+	dir := filepath.Join(t.TempDir(), "report")
+	first, out := startRestore(t, lab, dir, "restore", "--generation", "latest", "--yes")
+	waitState(t, dir, "answered", "mail", "files")
+	_, r, code, _ := restore(t, lab, "restore", "--generation", "latest", "--yes")
+	if code != 5 {
+		t.Errorf("second restore: exit %d, want 5", code)
+	}
+	for _, n := range r.Nodes {
+		if n.Restore != nil {
+			t.Errorf("second restore touched %s: %+v", n.Name, n.Restore)
+		}
+	}
+	err := first.Wait()
+	t.Logf("first restore:\n%s", out)
+	if err != nil {
+		t.Errorf("first restore: %v, want exit 0", err)
 	}
 }
