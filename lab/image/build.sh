@@ -12,7 +12,9 @@ lab=$(dirname "$here")
 cache="$lab/.cache"
 target=${1:-all}
 
-common_pkgs="openssh-server,rsync,iproute2,procps,curl,sudo,tzdata,ca-certificates"
+# openssl: the entrypoint makes the setup wizard's self-signed bm_cert.pem with it,
+# and check.certificate reads it with openssl x509 (as on a real BlueMind node).
+common_pkgs="openssh-server,rsync,iproute2,procps,curl,sudo,tzdata,ca-certificates,openssl"
 
 packages_for() {
 	case "$1" in

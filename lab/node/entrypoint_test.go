@@ -116,6 +116,18 @@ func TestEntrypoint_CoreNodeLooksLikeAFreshBlueMindAfterTheSetupWizard(t *testin
 	if got := n.mustSh(t, "ls /etc/postgresql; cat /etc/timezone; date +%Z; cat /etc/fake-bm-pra.conf; grep -c 'Waiting for ES cluster is up' /usr/share/bm-node/bm-pra-restore.py"); got != "14\nAsia/Tokyo\nJST\nSTEP_SECONDS=0.1\n1\n" {
 		t.Errorf("pg/tz/knobs/family: %q", got)
 	}
+	// The setup wizard's self-signed certificate: what check.certificate and
+	// certificate.reinstall read, and openssl x509 must understand.
+	const pem = "/etc/ssl/certs/bm_cert.pem"
+	if got := n.mustSh(t, "stat -c '%a %U' "+pem+"; grep -c -e '-----BEGIN CERTIFICATE-----' "+pem+"; grep -c -e '-----BEGIN PRIVATE KEY-----' "+pem); got != "600 root\n2\n1\n" {
+		t.Errorf("bm_cert.pem mode and blocks (want certificate, key, CA): %q", got)
+	}
+	if got := n.mustSh(t, "openssl x509 -in "+pem+" -noout -checkend 86400 && openssl x509 -in "+pem+" -noout -text | grep -o -e 'CN *= *mail.lab.invalid' -e 'DNS:mail.lab.invalid'"); !strings.Contains(got, "mail.lab.invalid\nDNS:mail.lab.invalid\n") {
+		t.Errorf("bm_cert.pem is not a valid certificate naming the external url: %q", got)
+	}
+	if got := n.mustSh(t, "[ \"$(openssl x509 -in "+pem+" -noout -pubkey)\" = \"$(openssl pkey -in "+pem+" -pubout)\" ] && echo same"); got != "same\n" {
+		t.Errorf("the private key of bm_cert.pem is not its certificate's: %q", got)
+	}
 	if got := n.mustSh(t, "stat -c '%a' /root/.ssh/authorized_keys /etc/ssh/ssh_host_ed25519_key"); got != "600\n600\n" {
 		t.Errorf("key modes: %q", got)
 	}
@@ -159,13 +171,18 @@ func TestEntrypoint_DataNodeRegistersMailboxRoleAndItsUID(t *testing.T) {
 		"bm-conf 4.3.1.77\nbm-mailbox-role 4.3.1.77\nbm-node 4.3.1.77\n8d3c0a52-6c1e-4f4e-9b2a-5d2f3e7c1a90\n12\n14\nnoconf\n2\npostgresql/11/\n" {
 		t.Errorf("data node: %q", got)
 	}
-	// A restart keeps what a restore wrote and does not duplicate the dpkg entries.
+	// A restart keeps what a restore wrote (the certificate too) and does not
+	// duplicate the dpkg entries.
+	cert := n.mustSh(t, "cat /etc/ssl/certs/bm_cert.pem")
 	n.mustSh(t, "echo restored >/etc/bm/bm.ini")
 	if out, err := exec.Command("docker", "restart", n.name).CombinedOutput(); err != nil {
 		t.Fatalf("docker restart: %v\n%s", err, out)
 	}
 	if got := n.mustSh(t, `cat /etc/bm/bm.ini; dpkg-query -W -f='${Package}\n' 'bm-*' | wc -l`); got != "restored\n3\n" {
 		t.Errorf("after restart: %q", got)
+	}
+	if got := n.mustSh(t, "cat /etc/ssl/certs/bm_cert.pem"); got != cert {
+		t.Error("a restart replaced bm_cert.pem: a restored certificate must survive it")
 	}
 }
 

@@ -32,8 +32,21 @@ fi
 # A locked root ("!") is refused by sshd even with a key when PAM is off; "*" is not.
 usermod -p '*' root 2>/dev/null || true
 
+# Two login users for ssh.privilege (the entrypoint gives them root's authorized_keys):
+# lab-sudo gets root with NOPASSWD sudo (become = "sudo" passes), lab-user has no
+# sudo right at all (become = "sudo" must fail without prompting).
+for u in lab-sudo lab-user; do
+	getent passwd "$u" >/dev/null || useradd -m -s /bin/sh "$u"
+	usermod -p '*' "$u"
+done
+echo 'lab-sudo ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/lab-sudo
+chmod 0440 /etc/sudoers.d/lab-sudo
+
+# /var/backups/bluemind is not created: it is the store's mount point, and a node
+# recreated with a file as its store (lab.sh recreate NODE STORE=FILE) must see a
+# store that is not a directory (backup.present), which Docker refuses over a directory.
 mkdir -p /usr/share/bm-node /etc/bm /etc/bm-node /etc/bm/certs /var/lib/fake-bm \
-	/var/log/fake-bm /var/lib/fake-bm-pra /var/backups/bluemind /var/lib/prapush-lab \
+	/var/log/fake-bm /var/lib/fake-bm-pra /var/lib/prapush-lab \
 	/var/spool/cyrus /var/lib/cyrus /var/spool/bm-elasticsearch /var/spool/bm-filehosting \
 	/var/spool/bm-hsm /var/spool/bm-hollowed /etc/postfix /etc/nginx
 getent group www-data >/dev/null || groupadd -r www-data
