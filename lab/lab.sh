@@ -299,6 +299,18 @@ cmd_view() {
 	recreate "$n" "STORE=$dir"
 }
 
+# store-file NODE: NODE's store is a plain file, not a directory (a node whose
+# NFS mount point was never created): backup.present must fail on it.
+cmd_store_file() {
+	local n=$1
+	need_node "$n"
+	mkdir -p "$STATE/views"
+	local f=$STATE/views/$n.not-a-directory
+	rm -rf "$f"
+	echo "prapush lab: this store is a file" >"$f"
+	recreate "$n" "STORE=$f"
+}
+
 cmd_disconnect() {
 	need_node "${1:-}"
 	docker network disconnect "$(network)" "$(cid "$1")"
@@ -334,6 +346,7 @@ usage: lab/lab.sh COMMAND [ARGS]
   stop|start NODE                   stop / start a node's container
   disconnect|connect NODE           detach / reattach a node from the lab network
   store-ro NODE                     recreate NODE with the store mounted read-only
+  store-file NODE                   recreate NODE with a plain file as its store (not a directory)
   variant NODE legacy|bm4|bm4es|bm5 recreate NODE with that restore-script family
   version NODE X.Y.Z                recreate NODE with bm-* packages at that version
   external-url NODE URL             recreate NODE with that external-url in bm.ini
@@ -364,6 +377,7 @@ start) need_node "${1:-}"; compose start "$1" >&2; wait_ssh "$1" ;;
 disconnect) cmd_disconnect "$@" ;;
 connect) cmd_connect "$@" ;;
 store-ro) recreate "${1:-}" STORE_MODE=ro ;;
+store-file) cmd_store_file "${1:-}" ;;
 variant) recreate "${1:-}" "VARIANT=${2:?variant}" ;;
 version) recreate "${1:-}" "BM_VERSION=${2:?version}" ;;
 external-url) recreate "${1:-}" "EXTERNAL_URL=${2:?url}" ;;

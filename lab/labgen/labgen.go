@@ -89,6 +89,7 @@ var presets = []struct{ name, doc string }{
 	{"incomplete-generation", "the newest generation was interrupted: its last part is unfinished"},
 	{"loopback-dir", "ok plus a dp_spool/rsync/127.0.0.1 directory that the script would match first"},
 	{"crash-json", "ok plus a valid JSON generation file without protectionTime (the script crashes)"},
+	{"huge-parts", "ok, but the target node's data parts of the newest generation claim 512 TiB (more than any disk)"},
 	{"stale-view", "ok, and an older copy of the store for the target node (ViewOut): no newest generation, older files differ"},
 }
 
@@ -123,6 +124,10 @@ var baseGenerations = []struct {
 	{311, time.Date(2025, 3, 13, 23, 30, 3, 112e6, time.UTC), VersionInfo{"4", "1", "63476", "4.8.2"}},
 	{312, time.Date(2025, 3, 14, 23, 30, 2, 417e6, time.UTC), VersionInfo{"4", "1", "63476", "4.8.2"}},
 }
+
+// hugePartMB is the size of a huge-parts part: 512 TiB, in MB as
+// DataProtect counts, more than any lab or CI disk has free.
+const hugePartMB = 512 << 20
 
 // partSizes are realistic proportions kept small (MB) so that the lab's
 // disk.space check passes on a developer machine.
@@ -163,6 +168,12 @@ func Generate(out, preset string, opt Options) (*Result, error) {
 		newest.Parts = slices.DeleteFunc(newest.Parts, func(p PartGeneration) bool {
 			return p.Tag == "bm/conf" && p.Server == target.UID
 		})
+	case "huge-parts":
+		for i, p := range newest.Parts {
+			if p.Server == target.UID && p.Tag != "bm/conf" && p.Tag != "bm/core" {
+				newest.Parts[i].Size = hugePartMB
+			}
+		}
 	case "incomplete-generation":
 		last := &newest.Parts[len(newest.Parts)-1]
 		last.End, last.Size, last.Valid = nil, 0, "UNKNOWN"

@@ -300,6 +300,25 @@ func TestGenerate_PresetFaults(t *testing.T) {
 				t.Errorf("127.0.0.1 bm/conf part: %v", m)
 			}
 		}},
+		{"huge-parts", func(t *testing.T, dir string, _ *Result) {
+			huge := map[string]bool{}
+			for _, p := range readGen(t, filepath.Join(dir, "generation-312.json")).Parts {
+				if p.Size == hugePartMB {
+					if p.Server != derivedUID("mail") {
+						t.Errorf("part %d of %s is huge: only the target's are", p.ID, p.Server)
+					}
+					huge[p.Tag] = true
+				}
+			}
+			if !huge["mail/imap"] || !huge["bm/pgsql-data"] || huge["bm/conf"] {
+				t.Errorf("want mail's data parts huge, its bm/conf not: %v", huge)
+			}
+			for _, p := range readGen(t, filepath.Join(dir, "generation-311.json")).Parts {
+				if p.Size == hugePartMB {
+					t.Errorf("older generation part %d is huge", p.ID)
+				}
+			}
+		}},
 		{"stale-view", func(t *testing.T, dir string, res *Result) {
 			view := dir + "-view"
 			if exists(filepath.Join(view, "generation-312.json")) || !exists(filepath.Join(dir, "generation-312.json")) {

@@ -89,12 +89,20 @@ func start() (*Lab, string, error) {
 			return nil, tool + " not installed: the lab needs it", nil
 		}
 	}
-	if err := exec.Command("docker", "info").Run(); err != nil {
+	err := exec.Command("docker", "info").Run()
+	if err != nil {
 		return nil, "docker engine not reachable: " + err.Error(), nil
 	}
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Dir(filepath.Dir(file))
-	l := &Lab{repo: filepath.Dir(dir), dir: dir, state: filepath.Join(dir, ".state"), dirty: map[string]bool{}}
+	state := filepath.Join(dir, ".state")
+	if v := os.Getenv("LAB_STATE"); v != "" {
+		// lab.sh honours LAB_STATE too: both must look at the same state.
+		if state, err = filepath.Abs(v); err != nil {
+			return nil, "", fmt.Errorf("resolve LAB_STATE: %w", err)
+		}
+	}
+	l := &Lab{repo: filepath.Dir(dir), dir: dir, state: state, dirty: map[string]bool{}}
 	for _, suite := range []string{"bullseye", "bookworm"} {
 		if exec.Command("docker", "image", "inspect", "prapush-lab-node:"+suite).Run() == nil {
 			continue
@@ -182,6 +190,21 @@ func (l *Lab) Exec(node string, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
+// Change runs the shell script in node as root and marks the node for
+// recreation at the next Reset: for faults made inside a node (a file
+// removed, a process started). The script must not keep docker exec's
+// output open: background processes redirect their output.
+func (l *Lab) Change(t testing.TB, node, script string) string {
+	t.Helper()
+	checkNode(t, node)
+	l.markDirty(node)
+	out, err := l.Exec(node, "sh", "-c", script)
+	if err != nil {
+		t.Fatalf("change %s: %v\n%s", node, err, out)
+	}
+	return out
+}
+
 // SetKnob sets key=value in the node's /etc/fake-bm-pra.conf.
 func (l *Lab) SetKnob(t testing.TB, node, key, value string) {
 	t.Helper()
@@ -204,6 +227,10 @@ func (l *Lab) Connect(t testing.TB, node string) { l.do(t, node, "connect") }
 
 // StoreReadOnly recreates the node with the backup store mounted read-only.
 func (l *Lab) StoreReadOnly(t testing.TB, node string) { l.do(t, node, "store-ro") }
+
+// StoreNotADirectory recreates the node with a plain file mounted where
+// its backup store should be.
+func (l *Lab) StoreNotADirectory(t testing.TB, node string) { l.do(t, node, "store-file") }
 
 // ChangeHostKey recreates the node with a new SSH host key; known_hosts
 // keeps the old one.
@@ -267,28 +294,24 @@ func (l *Lab) IP(t testing.TB, node string) string {
 
 // EditInventory writes a copy of the lab inventory, in a test directory,
 // where the node's key is set to value (a TOML literal, e.g. `"10.0.0.1"`),
-// and returns its path.
+// and returns its path. A key the node does not have yet is added to it
+// (e.g. user or become, which override [ssh] for that node).
 func (l *Lab) EditInventory(t testing.TB, node, key, value string) string {
 	t.Helper()
-	b, err := os.ReadFile(l.InventoryPath())
+	return l.EditInventoryFrom(t, l.InventoryPath(), node, key, value)
+}
+
+// EditInventoryFrom is EditInventory on the inventory at base (one that
+// EditInventory returned, to change several keys).
+func (l *Lab) EditInventoryFrom(t testing.TB, base, node, key, value string) string {
+	t.Helper()
+	b, err := os.ReadFile(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(string(b), "\n")
-	in, done := false, false
-	for i, line := range lines {
-		switch {
-		case strings.HasPrefix(line, "["):
-			in = false
-		case line == fmt.Sprintf("name = %q", node):
-			in = true
-		case in && strings.HasPrefix(line, key+" = "):
-			lines[i] = key + " = " + value
-			done = true
-		}
-	}
-	if !done {
-		t.Fatalf("inventory: node %s has no key %s", node, key)
+	lines, err := editInventory(strings.Split(string(b), "\n"), node, key, value)
+	if err != nil {
+		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "inventory.toml")
 	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
@@ -342,4 +365,25 @@ func (l *Lab) PrapushPath(t testing.TB) string {
 		t.Skipf("waiting for cmd/prapush: %v", buildErr)
 	}
 	return binPath
+}
+
+// editInventory sets key = value in node's [[nodes]] table of the inventory
+// lines lab.sh writes, adding the key after the node's name when absent.
+func editInventory(lines []string, node, key, value string) ([]string, error) {
+	in, nameAt := false, -1
+	for i, line := range lines {
+		switch {
+		case strings.HasPrefix(line, "["):
+			in = false
+		case line == fmt.Sprintf("name = %q", node):
+			in, nameAt = true, i
+		case in && strings.HasPrefix(line, key+" = "):
+			lines[i] = key + " = " + value
+			return lines, nil
+		}
+	}
+	if nameAt < 0 {
+		return nil, fmt.Errorf("inventory: no node %s", node)
+	}
+	return slices.Insert(lines, nameAt+1, key+" = "+value), nil
 }

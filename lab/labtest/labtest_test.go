@@ -60,3 +60,19 @@ func TestEditInventory_ChangesOnlyThatNodesKey(t *testing.T) {
 		t.Error("the lab's own inventory was modified")
 	}
 }
+
+func TestEditInventory_AddsAKeyTheNodeLacksToThatNodeOnly(t *testing.T) {
+	l := fakeLab(t)
+	p := l.EditInventory(t, "core", "become", `"sudo"`)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(inv, "name = \"core\"\n", "name = \"core\"\nbecome = \"sudo\"\n", 1)
+	if string(b) != want {
+		t.Errorf("edited inventory:\n%s\nwant:\n%s", b, want)
+	}
+	if _, err := editInventory(strings.Split(inv, "\n"), "nope", "ip", `"1.2.3.4"`); err == nil {
+		t.Error("an unknown node was accepted")
+	}
+}
