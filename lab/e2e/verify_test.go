@@ -66,12 +66,12 @@ func (r *report) dump() string {
 	return b.String()
 }
 
-// verify runs `prapush -i inv verify -o json --report-dir DIR` and returns
-// the report it wrote and its exit code.
-func verify(t *testing.T, lab *labtest.Lab, inv string) (*report, int) {
+// verify runs `prapush -i inv verify -o json --report-dir DIR [args]` and
+// returns the report it wrote and its exit code.
+func verify(t *testing.T, lab *labtest.Lab, inv string, args ...string) (*report, int) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "report")
-	stdout, stderr, code := lab.Prapush(t, "-i", inv, "verify", "-o", "json", "--report-dir", dir)
+	stdout, stderr, code := lab.Prapush(t, append([]string{"-i", inv, "verify", "-o", "json", "--report-dir", dir}, args...)...)
 	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
 		t.Fatalf("verify wrote no report.json (exit %d): %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
@@ -123,16 +123,56 @@ func TestVerify_HealthyLabPassesWithExitZero(t *testing.T) {
 	}
 }
 
+// nodeCheckIDs and architectureCheckIDs are every check id of the spec
+// (§ Checks), where each is reported.
+var (
+	nodeCheckIDs = []string{
+		"ssh.connect", "ssh.privilege", "backup.present", "backup.mounted", "backup.writable",
+		"backup.shared", "backup.generations", "backup.idle", "host.ip", "host.backup_data",
+		"bluemind.installed", "bluemind.version", "bluemind.external_url", "os.release",
+		"os.python", "restore.script", "restore.postgresql", "restore.idle", "disk.space",
+		"generation.parts",
+	}
+	architectureCheckIDs = []string{"generation.common", "generation.coverage"}
+)
+
+// TestVerify_HealthyLabPassesEveryCheckForTheLatestGeneration is the
+// passing half of every check id on the lab: with a generation chosen, no
+// check may warn or skip, so each one was really evaluated.
+func TestVerify_HealthyLabPassesEveryCheckForTheLatestGeneration(t *testing.T) {
+	lab := labtest.Require(t)
+	lab.PrapushPath(t)
+	lab.Reset(t, "ok")
+	r, code := verify(t, lab, lab.InventoryPath(), "--generation", "latest")
+	if code != 0 || r.Verdict != "pass" {
+		t.Errorf("healthy lab, latest generation: exit %d verdict %q, want 0 pass", code, r.Verdict)
+	}
+	for _, n := range labtest.Nodes {
+		for _, id := range nodeCheckIDs {
+			if got := r.status(n, id); got != "pass" {
+				t.Errorf("%s: %s = %q, want pass", n, id, got)
+			}
+		}
+	}
+	for _, id := range architectureCheckIDs {
+		if got := r.status("", id); got != "pass" {
+			t.Errorf("architecture: %s = %q, want pass", id, got)
+		}
+	}
+}
+
 // TestVerify_Faults injects one real fault per case into the lab and asserts
 // that verify fails the check that guards against it, with the spec's exit
 // code.
 func TestVerify_Faults(t *testing.T) {
 	cases := []struct {
-		name   string
-		preset string
-		inject func(t *testing.T, lab *labtest.Lab) (inventory string)
-		want   []want
-		exit   int
+		name    string
+		preset  string
+		inject  func(t *testing.T, lab *labtest.Lab) (inventory string)
+		args    []string // more verify flags
+		want    []want
+		exit    int
+		verdict string // default fail
 	}{
 		{
 			name:   "ReadOnlyStoreFailsBackupWritable",
@@ -159,16 +199,127 @@ func TestVerify_Faults(t *testing.T) {
 			exit:   1,
 		},
 		{
-			name:   "Python3NodeFailsOSPython",
+			// Debian 12: Python 3 as /usr/bin/python, and not the inventory's os.
+			name:   "BookwormNodeFailsOSPythonAndOSRelease",
 			inject: func(t *testing.T, lab *labtest.Lab) string { lab.Recreate(t, "mail", "SUITE=bookworm"); return "" },
-			want:   []want{{"mail", "os.python", "fail"}, {"core", "os.python", "pass"}},
+			want: []want{{"mail", "os.python", "fail"}, {"core", "os.python", "pass"},
+				{"mail", "os.release", "fail"}, {"core", "os.release", "warn"}},
+			exit: 1,
+		},
+		{
+			name:   "MissingHostDirFailsHostBackupDataAndGenerationCoverage",
+			preset: "no-host-dir",
+			args:   []string{"--generation", "312"},
+			want: []want{{"mail", "host.backup_data", "fail"}, {"core", "host.backup_data", "pass"},
+				{"", "generation.coverage", "fail"}},
+			exit: 1,
+		},
+		{
+			name: "UsersWithAndWithoutSudoPassAndFailSSHPrivilege",
+			inject: func(t *testing.T, lab *labtest.Lab) string {
+				inv := lab.EditInventory(t, "core", "user", `"lab-sudo"`)
+				inv = lab.EditInventoryFrom(t, inv, "core", "become", `"sudo"`)
+				inv = lab.EditInventoryFrom(t, inv, "mail", "user", `"lab-user"`)
+				return lab.EditInventoryFrom(t, inv, "mail", "become", `"sudo"`)
+			},
+			want: []want{{"core", "ssh.privilege", "pass"}, {"core", "backup.writable", "pass"},
+				{"mail", "ssh.privilege", "fail"}, {"files", "ssh.privilege", "pass"}},
+			exit: 1,
+		},
+		{
+			name:   "StoreThatIsAFileFailsBackupPresent",
+			inject: func(t *testing.T, lab *labtest.Lab) string { lab.StoreNotADirectory(t, "files"); return "" },
+			want:   []want{{"files", "backup.present", "fail"}, {"core", "backup.present", "pass"}},
 			exit:   1,
 		},
 		{
-			name:   "MissingHostDirFailsHostBackupData",
-			preset: "no-host-dir",
-			want:   []want{{"mail", "host.backup_data", "fail"}, {"core", "host.backup_data", "pass"}},
+			name:   "NodeOnItsOwnStoreFailsBackupShared",
+			inject: func(t *testing.T, lab *labtest.Lab) string { lab.OwnView(t, "mail"); return "" },
+			want:   []want{{"mail", "backup.shared", "fail"}, {"core", "backup.shared", "fail"}},
 			exit:   1,
+		},
+		{
+			name: "SetupWizardNotRunFailsBluemindInstalled",
+			inject: func(t *testing.T, lab *labtest.Lab) string {
+				lab.Change(t, "mail", "rm /etc/bm/bm.ini")
+				return ""
+			},
+			want: []want{{"mail", "bluemind.installed", "fail"}, {"core", "bluemind.installed", "pass"}},
+			exit: 1,
+		},
+		{
+			name: "MissingPostgreSQLClusterFailsRestorePostgreSQL",
+			inject: func(t *testing.T, lab *labtest.Lab) string {
+				lab.Change(t, "mail", "rm -r /etc/postgresql/14")
+				return ""
+			},
+			args: []string{"--generation", "latest"},
+			want: []want{{"mail", "restore.postgresql", "fail"}, {"core", "restore.postgresql", "pass"}},
+			exit: 1,
+		},
+		{
+			// The real fake script, waiting at its menu for an answer that
+			// never comes: a restore someone already started by hand.
+			name: "RunningRestoreScriptFailsRestoreIdleWithExit5",
+			inject: func(t *testing.T, lab *labtest.Lab) string {
+				lab.Change(t, "files", `cd /usr/share/bm-node && { sleep 600 | python bm-pra-restore.py >/dev/null 2>&1 & }
+					for i in $(seq 100); do pgrep -f bm-pra-restore.py >/dev/null && exit 0; sleep 0.1; done; exit 1`)
+				return ""
+			},
+			want: []want{{"files", "restore.idle", "fail"}, {"core", "restore.idle", "pass"}},
+			exit: 5,
+		},
+		{
+			// Warnings pass (spec § Exit codes)...
+			name:    "PartsLargerThanTheDiskWarnDiskSpace",
+			preset:  "huge-parts",
+			args:    []string{"--generation", "latest"},
+			want:    []want{{"mail", "disk.space", "warn"}, {"core", "disk.space", "pass"}},
+			exit:    0,
+			verdict: "pass",
+		},
+		{
+			// ... unless --strict, which reports them as failures.
+			name:   "PartsLargerThanTheDiskFailDiskSpaceWithStrict",
+			preset: "huge-parts",
+			args:   []string{"--generation", "latest", "--strict"},
+			want:   []want{{"mail", "disk.space", "fail"}, {"core", "disk.space", "pass"}},
+			exit:   1,
+		},
+		{
+			name:   "GenerationWithoutESPartFailsGenerationParts",
+			preset: "missing-es-part",
+			args:   []string{"--generation", "312"},
+			want:   []want{{"core", "generation.parts", "fail"}},
+			exit:   1,
+		},
+		{
+			name:   "GenerationWithoutAConfPartFailsGenerationParts",
+			preset: "missing-conf-part",
+			args:   []string{"--generation", "312"},
+			want:   []want{{"mail", "generation.parts", "fail"}, {"files", "generation.parts", "pass"}},
+			exit:   1,
+		},
+		{
+			name:   "InterruptedGenerationFailsGenerationParts",
+			preset: "incomplete-generation",
+			args:   []string{"--generation", "312"},
+			want:   []want{{"files", "generation.parts", "fail"}},
+			exit:   1,
+		},
+		{
+			name:   "TwoGenerationsOnOneMenuLineFailGenerationParts",
+			preset: "dup-protectionTime",
+			args:   []string{"--generation", "312"},
+			want:   []want{{"core", "generation.parts", "fail"}},
+			exit:   1,
+		},
+		{
+			name:    "InvalidJSONGenerationFileWarnsBackupGenerations",
+			preset:  "bad-json",
+			want:    []want{{"core", "backup.generations", "warn"}},
+			exit:    0,
+			verdict: "pass",
 		},
 		{
 			name:   "LoopbackDirFailsHostBackupData",
@@ -244,12 +395,16 @@ func TestVerify_Faults(t *testing.T) {
 			if inv == "" {
 				inv = lab.InventoryPath()
 			}
-			r, code := verify(t, lab, inv)
+			r, code := verify(t, lab, inv, c.args...)
 			if code != c.exit {
 				t.Errorf("exit code %d, want %d", code, c.exit)
 			}
-			if r.Verdict != "fail" {
-				t.Errorf("verdict %q, want fail", r.Verdict)
+			verdict := c.verdict
+			if verdict == "" {
+				verdict = "fail"
+			}
+			if r.Verdict != verdict {
+				t.Errorf("verdict %q, want %s", r.Verdict, verdict)
 			}
 			for _, w := range c.want {
 				if got := r.status(w.node, w.id); got != w.status {
