@@ -191,7 +191,7 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		return context.Cause(ctx)
+		return e.interrupted(ctx)
 	}
 	// 2. BlueMind stopped everywhere before the first stage (domain §6).
 	e.parallel(ctx, filter(all, func(i int) bool { return st.Nodes[i].Phase == PhaseClaimed }), func(ctx context.Context, i int) {
@@ -204,7 +204,7 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 	// 3. The stages.
 	for _, stage := range e.stages() {
 		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
+			return e.interrupted(ctx)
 		}
 		todo := filter(stage, func(i int) bool { return st.Nodes[i].Phase != PhaseDone })
 		if len(todo) == 0 {
@@ -216,13 +216,24 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 		}
 		e.parallel(ctx, todo, func(ctx context.Context, i int) { e.runNode(ctx, i) })
 		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
+			return e.interrupted(ctx)
 		}
 		if o.Detach {
 			return ErrDetached
 		}
 	}
 	return nil
+}
+
+// interrupted ends a run whose ctx is done: on a time limit the runs still
+// waiting to start are cancelled (their lock released, they will not run);
+// on an interruption they stay, for attach to start them.
+func (e *engine) interrupted(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if e.o.StopOnCancel != nil && e.o.StopOnCancel(cause) {
+		e.cancelWaiting(ctx, "not started: the run exceeded its time limit")
+	}
+	return cause
 }
 
 // parallel runs fn for every index of idx at once and waits.
