@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -371,6 +372,40 @@ func TestVerify_Faults(t *testing.T) {
 			inject: func(t *testing.T, lab *labtest.Lab) string { lab.Stop(t, "files"); return "" },
 			want:   []want{{"files", "ssh.connect", "fail"}, {"core", "ssh.connect", "pass"}},
 			exit:   3,
+		},
+		{
+			name: "KeyTheNodeDoesNotAuthorizeFailsSSHConnectWithExit3",
+			inject: func(t *testing.T, lab *labtest.Lab) string {
+				key := filepath.Join(t.TempDir(), "id_ed25519")
+				if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+					t.Fatalf("ssh-keygen: %v\n%s", err, out)
+				}
+				return lab.EditInventory(t, "files", "identity_files", `["`+key+`"]`)
+			},
+			want: []want{{"files", "ssh.connect", "fail"}, {"core", "ssh.connect", "pass"}},
+			exit: 3,
+		},
+		{
+			name: "HostKeyNotInKnownHostsFailsSSHConnectWithExit3",
+			inject: func(t *testing.T, lab *labtest.Lab) string {
+				empty := filepath.Join(t.TempDir(), "known_hosts")
+				if err := os.WriteFile(empty, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return lab.EditInventory(t, "mail", "known_hosts", `["`+empty+`"]`)
+			},
+			want: []want{{"mail", "ssh.connect", "fail"}, {"core", "ssh.connect", "pass"}},
+			exit: 3,
+		},
+		{
+			name: "MissingInterpreterAndScriptFailOSPythonAndRestoreScript",
+			inject: func(t *testing.T, lab *labtest.Lab) string {
+				inv := lab.EditInventory(t, "mail", "python", `"/usr/bin/python2.9"`)
+				return lab.EditInventoryFrom(t, inv, "files", "restore_script", `"/usr/share/bm-node/no-such-script.py"`)
+			},
+			want: []want{{"mail", "os.python", "fail"}, {"files", "restore.script", "fail"},
+				{"files", "os.python", "pass"}, {"mail", "restore.script", "pass"}},
+			exit: 1,
 		},
 		{
 			name:   "DisconnectedNodeFailsSSHConnectWithExit3",
