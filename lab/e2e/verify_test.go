@@ -216,6 +216,14 @@ func TestVerify_Faults(t *testing.T) {
 			exit: 1,
 		},
 		{
+			// The backup knows a server the inventory forgot.
+			name:   "NodeMissingFromInventoryFailsGenerationCoverage",
+			inject: func(t *testing.T, lab *labtest.Lab) string { return lab.InventoryWithout(t, "files") },
+			args:   []string{"--generation", "312"},
+			want:   []want{{"", "generation.coverage", "fail"}, {"mail", "generation.parts", "pass"}},
+			exit:   1,
+		},
+		{
 			name: "UsersWithAndWithoutSudoPassAndFailSSHPrivilege",
 			inject: func(t *testing.T, lab *labtest.Lab) string {
 				inv := lab.EditInventory(t, "core", "user", `"lab-sudo"`)

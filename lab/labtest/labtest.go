@@ -367,6 +367,48 @@ func (l *Lab) PrapushPath(t testing.TB) string {
 	return binPath
 }
 
+// InventoryWithout writes a copy of the lab inventory, in a test directory,
+// without node's [[nodes]] table, and returns its path: an architecture
+// whose inventory forgot a server the backup knows.
+func (l *Lab) InventoryWithout(t testing.TB, node string) string {
+	t.Helper()
+	b, err := os.ReadFile(l.InventoryPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := dropInventoryNode(strings.Split(string(b), "\n"), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "inventory.toml")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dropInventoryNode removes node's [[nodes]] table (up to the next table).
+func dropInventoryNode(lines []string, node string) ([]string, error) {
+	start := -1
+	for i, line := range lines {
+		if line == "[[nodes]]" && i+1 < len(lines) && lines[i+1] == fmt.Sprintf("name = %q", node) {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		return nil, fmt.Errorf("inventory: no node %s", node)
+	}
+	end := len(lines)
+	for i := start + 1; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "[") {
+			end = i
+			break
+		}
+	}
+	return slices.Delete(lines, start, end), nil
+}
+
 // editInventory sets key = value in node's [[nodes]] table of the inventory
 // lines lab.sh writes, adding the key after the node's name when absent.
 func editInventory(lines []string, node, key, value string) ([]string, error) {

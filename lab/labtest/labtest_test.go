@@ -76,3 +76,18 @@ func TestEditInventory_AddsAKeyTheNodeLacksToThatNodeOnly(t *testing.T) {
 		t.Error("an unknown node was accepted")
 	}
 }
+
+func TestInventoryWithout_DropsOnlyThatNodesTable(t *testing.T) {
+	l := fakeLab(t)
+	b, err := os.ReadFile(l.InventoryWithout(t, "core"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(inv, "[[nodes]]\nname = \"core\"\nip = \"10.9.0.11\"\naddress = \"10.9.0.11\"\ncore = true\n\n", "", 1)
+	if string(b) != want || want == inv {
+		t.Errorf("inventory without core:\n%s\nwant:\n%s", b, want)
+	}
+	if _, err := dropInventoryNode(strings.Split(inv, "\n"), "nope"); err == nil {
+		t.Error("an unknown node was accepted")
+	}
+}
