@@ -35,11 +35,15 @@ type raNode struct {
 	exit    string // exit status once the body is printed
 	journal *journal
 
-	mu       sync.Mutex
-	claimed  bool
-	started  bool
-	answered chan int
-	exitNow  string
+	noMenu bool // the script never shows its menu
+	hang   bool // after the body, the last step spins until killed
+
+	mu         sync.Mutex
+	claimed    bool
+	started    bool
+	answered   chan int
+	answeredOK bool
+	exitNow    string
 }
 
 type journal struct {
@@ -123,7 +127,16 @@ func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	case strings.HasPrefix(cmd, "exec tail"):
 		f.journal.add(f.name, "follow")
 		f.mu.Unlock()
-		return f.follow(ctx, stdout)
+		var off int
+		if i := strings.Index(cmd, "-c +"); i >= 0 {
+			for _, c := range cmd[i+4:] {
+				if c < '0' || c > '9' {
+					break
+				}
+				off = off*10 + int(c-'0')
+			}
+		}
+		return f.follow(ctx, stdout, off-1)
 	case strings.Contains(cmd, "time.localtime"):
 		f.journal.add(f.name, "render date")
 		f.mu.Unlock()
@@ -136,26 +149,47 @@ func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	return nil
 }
 
-// follow plays the script: the menu, then the body after the right answer,
-// or the menu again after a wrong one and nothing more until killed.
-func (f *raNode) follow(ctx context.Context, w io.Writer) error {
-	if _, err := w.Write(f.menu); err != nil {
-		return err
-	}
-	select {
-	case n := <-f.answered:
-		if n != f.index {
-			_, _ = w.Write(f.menu)
-			<-ctx.Done()
-			return context.Cause(ctx)
-		}
-	case <-ctx.Done():
+// follow plays the script from byte offset: the menu, then the body after
+// the right answer, or the menu again after a wrong one and nothing more
+// until killed.
+func (f *raNode) follow(ctx context.Context, w io.Writer, offset int) error {
+	if f.noMenu {
+		<-ctx.Done()
 		return context.Cause(ctx)
 	}
-	for _, chunk := range splitEvery([]byte(f.body), 7) {
+	if offset < len(f.menu) {
+		if _, err := w.Write(f.menu[offset:]); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	ok := f.answeredOK
+	f.mu.Unlock()
+	if !ok {
+		select {
+		case n := <-f.answered:
+			if n != f.index {
+				_, _ = w.Write(f.menu)
+				<-ctx.Done()
+				return context.Cause(ctx)
+			}
+			f.mu.Lock()
+			f.answeredOK = true
+			f.mu.Unlock()
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	body := []byte(f.body)
+	body = body[min(len(body), max(0, offset-len(f.menu))):]
+	for _, chunk := range splitEvery(body, 7) {
 		if _, err := w.Write(chunk); err != nil {
 			return err
 		}
+	}
+	if f.hang {
+		<-ctx.Done()
+		return context.Cause(ctx)
 	}
 	f.mu.Lock()
 	f.exitNow = f.exit
@@ -431,4 +465,79 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return bytes.TrimSpace(b)
+}
+
+func TestRestore_MenuThatNeverAppearsIsATimeLimit(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.nodes[0].noMenu = true
+	fx.opts.MenuTimeout = 50 * time.Millisecond
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	a := fx.opts.State.Nodes[0]
+	if !a.TimedOut || a.TimeoutWhat != "menu" || a.Status != RestoreFailed {
+		t.Fatalf("a: %+v", a)
+	}
+	if indexOf(fx.j.all(), "a: kill") < 0 {
+		t.Errorf("a not stopped")
+	}
+	if fx.opts.State.Nodes[2].Status != RestoreNotStarted {
+		t.Errorf("core started after a stage-1 time limit")
+	}
+}
+
+func TestRestore_StepOverItsLimitStopsTheNodeAsPartial(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.nodes[1].body = "This server is tagged as bm/conf\n" +
+		"\rRestoring BlueMind Node configuration -\rRestoring BlueMind Node configuration OK\n" +
+		"\rWaiting for ES cluster is up -\rWaiting for ES cluster is up \\"
+	fx.nodes[1].hang = true
+	fx.opts.Nodes[1].StepTimeouts = map[string]time.Duration{"Waiting for ES cluster is up": 50 * time.Millisecond}
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	b := fx.opts.State.Nodes[1]
+	if !b.TimedOut || b.TimeoutWhat != "Waiting for ES cluster is up" || b.Status != RestorePartial {
+		t.Fatalf("b: %+v", b)
+	}
+	if b.LastCompleted() != "Restoring BlueMind Node configuration" {
+		t.Errorf("last completed %q", b.LastCompleted())
+	}
+	if last := b.Steps[len(b.Steps)-1]; last.Status != StepStopped {
+		t.Errorf("the step over its limit is %q, want stopped", last.Status)
+	}
+	if a := fx.opts.State.Nodes[0]; a.Status != RestoreSuccess {
+		t.Errorf("a (same stage) %s", a.Status)
+	}
+}
+
+func TestRestore_AttachReplaysTheLocalLogAndFinishes(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.opts.Detach = true
+	if err := Restore(context.Background(), fx.opts); !errors.Is(err, ErrDetached) {
+		t.Fatalf("Restore = %v, want ErrDetached", err)
+	}
+	// attach: same state and logs, not detached.
+	fx.opts.Detach = false
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if got := strings.Join(fx.statuses(), " "); got != "a=success b=success core=success" {
+		t.Fatalf("statuses %s\n%s", got, strings.Join(fx.j.all(), "\n"))
+	}
+	for _, n := range []string{"a", "b", "core"} {
+		answers := 0
+		for _, l := range fx.j.all() {
+			if l == n+": answer 3" {
+				answers++
+			}
+		}
+		if answers != 1 {
+			t.Errorf("%s answered %d times, want once", n, answers)
+		}
+	}
+	log, err := os.ReadFile(filepath.Join(fx.opts.Logs.(dirLogs).dir, "a.log"))
+	if err != nil || bytes.Count(log, []byte("Choose backup generation")) != 1 || !bytes.HasSuffix(log, []byte("Starting BlueMind services OK\n")) {
+		t.Errorf("a.log is not the output once, whole (%v):\n%q", err, log)
+	}
 }
