@@ -134,6 +134,9 @@ var (
 	ErrBusy = errors.New("a restore is already running")
 	// ErrDetached: the run detached on request; restores keep running.
 	ErrDetached = errors.New("detached")
+	// ErrNotFollowed: a node's restore still runs but could not be
+	// followed to its end (connection lost); attach continues the run.
+	ErrNotFollowed = errors.New("restore still running, no longer followed")
 )
 
 // DefaultMenuTimeout is how long the menu may take to appear.
@@ -220,6 +223,18 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 		}
 		if o.Detach {
 			return ErrDetached
+		}
+		// A node still running that prapush no longer follows (the
+		// connection died): the next stage must wait for it, and its
+		// waiting run must stay for attach.
+		var lost []error
+		for _, i := range todo {
+			if n := st.Nodes[i]; n.Phase != PhaseDone {
+				lost = append(lost, fmt.Errorf("%s: %s: %w", n.Plan.Node, n.Reason, ErrNotFollowed))
+			}
+		}
+		if len(lost) > 0 {
+			return errors.Join(lost...)
 		}
 	}
 	return nil
@@ -350,7 +365,9 @@ func (e *engine) claim(ctx context.Context, i int) error {
 	e.obs.NodeEvent(name, "claim", "creating the run directory")
 	out, err := e.send(ctx, i, claimCmd(e.o.RunsRoot, e.o.State.RunID, e.o.State.Nodes[i].Plan))
 	if err != nil {
-		e.fail(i, RestoreNotStarted, err.Error())
+		if ctx.Err() == nil {
+			e.fail(i, RestoreNotStarted, err.Error())
+		}
 		return err
 	}
 	recs, perr := ParseRecords([]byte(out))
@@ -375,7 +392,9 @@ func (e *engine) claim(ctx context.Context, i int) error {
 func (e *engine) stopBlueMind(ctx context.Context, i int) {
 	e.obs.NodeEvent(e.o.State.Nodes[i].Plan.Node, "stop", "bmctl stop")
 	if _, err := e.send(ctx, i, stopBlueMindCmd()); err != nil {
-		e.fail(i, RestoreNotStarted, err.Error())
+		if ctx.Err() == nil {
+			e.fail(i, RestoreNotStarted, err.Error())
+		}
 		return
 	}
 	e.mutate(i, func(n *NodeRun) { n.Phase = PhaseStopped })
@@ -414,7 +433,10 @@ func (e *engine) runNode(ctx context.Context, i int) {
 	if st.Nodes[i].Phase == PhaseStopped || st.Nodes[i].Phase == PhaseClaimed {
 		out, err := e.send(ctx, i, runCtlCmd(e.o.RunsRoot, st.RunID, "go"))
 		if err != nil {
-			e.fail(i, RestoreNotStarted, err.Error())
+			// Interrupted: the phase stays, attach sends "go" again.
+			if ctx.Err() == nil {
+				e.fail(i, RestoreNotStarted, err.Error())
+			}
 			return
 		}
 		recs, _ := ParseRecords([]byte(out))

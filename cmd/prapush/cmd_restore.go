@@ -284,6 +284,12 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 	case errors.Is(rerr, tasks.ErrDetached):
 		codes = append(codes, exitDetached)
 		attachHint = true
+	case errors.Is(rerr, tasks.ErrNotFollowed):
+		// The node could not be followed: as unreachable as a node gets
+		// while its restore goes on.
+		codes = append(codes, exitUnreachable)
+		attachHint = true
+		rep.Notes = append(rep.Notes, rerr.Error())
 	case errors.Is(rerr, errRunTimeout):
 		codes = append(codes, exitTimeout)
 	default:
