@@ -643,16 +643,22 @@ func (fl *follower) due() time.Time {
 	return fl.stepDue
 }
 
-func (fl *follower) now(step string) (time.Time, time.Time) {
-	if fl.replay {
-		for _, s := range fl.saved {
-			if s.Name == step {
-				return s.StartedAt, s.EndedAt
-			}
+// times returns the start and end to record for the k-th step (0-based)
+// named step: during a replay, the times recorded when it was first seen
+// (steps are matched by position: several steps share a name); else now.
+func (fl *follower) times(k int, step string) (time.Time, time.Time) {
+	now := time.Now().UTC()
+	if fl.replay && k < len(fl.saved) && fl.saved[k].Name == step {
+		s, e := fl.saved[k].StartedAt, fl.saved[k].EndedAt
+		if s.IsZero() {
+			s = now
 		}
+		if e.IsZero() {
+			e = now
+		}
+		return s, e
 	}
-	t := time.Now().UTC()
-	return t, t
+	return now, now
 }
 
 // handle applies one event to the node's run.
@@ -701,8 +707,8 @@ func (fl *follower) handle(ctx context.Context, ev Event) {
 			n.Reason = "the script showed its menu again after the answer (answer refused): script stopped"
 		})
 	case EventStepStart:
-		s, _ := fl.now(ev.Step)
 		e.mutate(i, func(n *NodeRun) {
+			s, _ := fl.times(len(n.Steps), ev.Step)
 			n.Steps = append(n.Steps, StepRecord{Name: ev.Step, Status: StepRunning, StartedAt: s})
 		})
 		fl.stepName = ev.Step
@@ -714,10 +720,10 @@ func (fl *follower) handle(ctx context.Context, ev Event) {
 			e.obs.NodeEvent(nr.Plan.Node, "step", ev.Step)
 		}
 	case EventStepEnd:
-		_, end := fl.now(ev.Step)
 		e.mutate(i, func(n *NodeRun) {
 			for j := len(n.Steps) - 1; j >= 0; j-- {
 				if n.Steps[j].Name == ev.Step && n.Steps[j].Status == StepRunning {
+					_, end := fl.times(j, ev.Step)
 					n.Steps[j].EndedAt = end
 					n.Steps[j].Status = StepOK
 					if !ev.OK {
