@@ -171,7 +171,11 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		if a.IsZero() || b.IsZero() {
 			return ""
 		}
-		return b.Sub(a).Round(time.Second).String()
+		d := b.Sub(a)
+		if d < 10*time.Second {
+			return d.Round(10 * time.Millisecond).String()
+		}
+		return d.Round(time.Second).String()
 	},
 	"deref": func(p *int) int { return *p },
 }).Parse(`<!DOCTYPE html>
@@ -208,10 +212,12 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dt{font-weigh
 
 <h2>Nodes</h2>
 <div class="scroll"><table id="nodes">
-<tr><th>node</th><th>ip</th><th>stage</th><th>reachable</th>{{range .Checks}}<th>{{clean .}}</th>{{end}}<th>restore</th></tr>
-{{range $n := .R.Nodes}}<tr><th>{{clean $n.Name}}</th><td>{{clean $n.IP}}</td><td>{{$n.Stage}}</td><td>{{if $n.Reachable}}yes{{else}}<b>no</b>{{end}}</td>
-{{range $.Checks}}{{$s := status $n .}}<td class="{{$s}}" title="{{clean (message $n .)}}">{{$s}}</td>{{end}}
-<td>{{with $n.Restore}}{{clean .Status}}{{else}}-{{end}}</td></tr>
+<tr><th>node</th>{{range .R.Nodes}}<th>{{clean .Name}}</th>{{end}}</tr>
+<tr><th>ip</th>{{range .R.Nodes}}<td>{{clean .IP}}</td>{{end}}</tr>
+<tr><th>stage</th>{{range .R.Nodes}}<td>{{.Stage}}</td>{{end}}</tr>
+<tr><th>reachable</th>{{range .R.Nodes}}<td>{{if .Reachable}}yes{{else}}<b>no</b>{{end}}</td>{{end}}</tr>
+<tr><th>restore</th>{{range .R.Nodes}}<td>{{with .Restore}}{{clean .Status}}{{else}}-{{end}}</td>{{end}}</tr>
+{{range $id := .Checks}}<tr><th>{{clean $id}}</th>{{range $n := $.R.Nodes}}{{$s := status $n $id}}<td class="{{$s}}" title="{{clean (message $n $id)}}">{{$s}}</td>{{end}}</tr>
 {{end}}</table></div>
 
 {{if .R.ArchitectureChecks}}<h2>Architecture checks</h2>
