@@ -420,3 +420,93 @@ func TestRestore_SecondConcurrentRestoreIsRefusedWithExitFive(t *testing.T) {
 		t.Errorf("first restore: %v, want exit 0", err)
 	}
 }
+
+func TestRestore_InterruptedOnceLeavesRestoresRunningThenAttachFinishes(t *testing.T) {
+	lab := fastLab(t, "0.2")
+	dir := filepath.Join(t.TempDir(), "report")
+	cmd, out := startRestore(t, lab, dir, "restore", "--generation", "latest", "--yes")
+	waitState(t, dir, "answered", "mail", "files")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	t.Logf("interrupted:\n%s", out)
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d (%v), want 130", code, err)
+	}
+	if !strings.Contains(out.String(), "prapush attach ") {
+		t.Errorf("the attach command is not printed")
+	}
+	r := readRestoreReport(t, dir)
+	if r.ExitCode != 130 || r.status("mail") != "running" {
+		t.Errorf("report after Ctrl-C: exit %d, mail %q; want 130, running", r.ExitCode, r.status("mail"))
+	}
+	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
+	if code != 0 {
+		t.Fatalf("attach exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	r = readRestoreReport(t, dir)
+	for _, n := range labtest.Nodes {
+		if got := r.status(n); got != "success" {
+			t.Errorf("%s: %q after attach", n, got)
+		}
+	}
+}
+
+func TestRestore_DetachExitsSixAndStatusThenAttachFinish(t *testing.T) {
+	lab := fastLab(t, "0.2")
+	dir, r, code, _ := restore(t, lab, "restore", "--generation", "latest", "--yes", "--detach")
+	if code != 6 {
+		t.Fatalf("exit %d, want 6", code)
+	}
+	if r.status("mail") != "running" || r.status("core") != "not-started" {
+		t.Errorf("after detach: mail %q core %q", r.status("mail"), r.status("core"))
+	}
+	stdout, _, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "status")
+	t.Logf("status:\n%s", stdout)
+	if code != 0 || !strings.Contains(stdout, "waiting to start") {
+		t.Errorf("status exit %d; the core should be waiting to start:\n%s", code, stdout)
+	}
+	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
+	if code != 0 {
+		t.Fatalf("attach exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	r = readRestoreReport(t, dir)
+	for _, n := range labtest.Nodes {
+		if got := r.status(n); got != "success" {
+			t.Errorf("%s: %q after attach", n, got)
+		}
+	}
+}
+
+// The node's network goes away while its script runs: the detached script
+// goes on, prapush reports the node unreachable (exit 3) without starting
+// the next stage, and attach finishes the run once the node is back.
+func TestRestore_LostConnectionDuringAStageThenAttach(t *testing.T) {
+	lab := fastLab(t, "0.3")
+	inv := lab.EditInventory(t, "mail", "keepalive", `"1s"`)
+	dir := filepath.Join(t.TempDir(), "report")
+	cmd, out := startRestore(t, lab, dir, "-i", inv, "restore", "--generation", "latest", "--yes")
+	waitState(t, dir, "answered", "mail")
+	lab.Disconnect(t, "mail")
+	err := cmd.Wait()
+	t.Logf("lost mail:\n%s", out)
+	lab.Connect(t, "mail")
+	if code := cmd.ProcessState.ExitCode(); code != 3 {
+		t.Fatalf("exit %d (%v), want 3", code, err)
+	}
+	r := readRestoreReport(t, dir)
+	if r.status("core") != "not-started" {
+		t.Errorf("core %q: the next stage must wait for mail", r.status("core"))
+	}
+	stdout, stderr, code := lab.Prapush(t, "-i", inv, "--report-dir", dir, "attach")
+	if code != 0 {
+		t.Fatalf("attach exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	r = readRestoreReport(t, dir)
+	for _, n := range labtest.Nodes {
+		if got := r.status(n); got != "success" {
+			t.Errorf("%s: %q after attach", n, got)
+		}
+	}
+}
