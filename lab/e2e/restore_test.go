@@ -510,3 +510,57 @@ func TestRestore_LostConnectionDuringAStageThenAttach(t *testing.T) {
 		}
 	}
 }
+
+// The store changes between the plan and the core's stage (a generation
+// file removed): the core's menu no longer shows the planned line at the
+// planned index, so prapush must not answer, and stops its script.
+func TestRestore_MenuChangedSinceThePlanIsNeverAnswered(t *testing.T) {
+	lab := fastLab(t, "0.2")
+	dir := filepath.Join(t.TempDir(), "report")
+	cmd, out := startRestore(t, lab, dir, "restore", "--generation", "latest", "--yes")
+	waitState(t, dir, "answered", "mail", "files")
+	if err := os.Remove(filepath.Join(lab.StorePath(), "generation-310.json")); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	t.Logf("restore (%v):\n%s", err, out)
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	r := readRestoreReport(t, dir)
+	if got := r.status("core"); got != "failed" {
+		t.Errorf("core %q, want failed", got)
+	}
+	if !strings.Contains(out.String(), "not answered") {
+		t.Errorf("the output does not say the menu was not answered")
+	}
+	if gen, _ := lastRestore(t, lab, "core"); gen != 0 {
+		t.Errorf("the core restored generation %d from an unverified answer", gen)
+	}
+	if ps := restoreProcesses(t, lab, "core"); ps != "" {
+		t.Errorf("the core's script still runs:\n%s", ps)
+	}
+}
+
+// A legacy (<= 4.3) script on one node: its prompt ends without a newline,
+// it prints "not tagget" lines and no headers; the run still succeeds.
+func TestRestore_LegacyScriptOnOneNode(t *testing.T) {
+	lab := labtest.Require(t)
+	lab.PrapushPath(t)
+	lab.Reset(t, "ok")
+	lab.Recreate(t, "files", "VARIANT=legacy")
+	for _, n := range labtest.Nodes {
+		lab.SetKnob(t, n, "STEP_SECONDS", "0.05")
+	}
+	dir, r, code, out := restore(t, lab, "restore", "--generation", "latest", "--yes")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", code, out)
+	}
+	if got := r.status("files"); got != "success" {
+		t.Errorf("files %q", got)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "logs", "files.log"))
+	if err != nil || !bytes.Contains(log, []byte("This server is not tagget as")) {
+		t.Errorf("files.log is not a legacy script's output (%v)", err)
+	}
+}
