@@ -31,7 +31,7 @@ func runDir(root, runID string) string { return root + "/" + runID }
 
 // wrapper is the detached process: sh -c wrapper prapush-run RUN SCRIPT PY.
 // It is started in a new session (setsid or a systemd unit), so that it
-// survives the SSH connection and the workstation, and kill -- -PGID stops
+// survives the SSH connection and the workstation, and kill -TERM -PGID stops
 // it and the script with every child.
 const wrapper = `RUN=$1 SCRIPT=$2 PY=$3
 cd "$RUN" || exit 1
@@ -63,6 +63,12 @@ echo "$rc" > "$RUN/exit.tmp" && mv "$RUN/exit.tmp" "$RUN/exit"
 // waits for "go". It refuses (record busy) when a live run or a restore
 // process is on the node. Mutating.
 func claimCmd(runsRoot, runID string, np NodePlan) Command {
+	return claimCmdProcs(runsRoot, runID, np, true)
+}
+
+// claimCmdProcs is claimCmd; procs false skips the look for restore
+// processes outside run directories (tests on a shared machine).
+func claimCmdProcs(runsRoot, runID string, np NodePlan, procs bool) Command {
 	planJSON, _ := json.Marshal(np)
 	var b strings.Builder
 	b.WriteString(factsPrelude)
@@ -73,6 +79,9 @@ func claimCmd(runsRoot, runID string, np NodePlan) Command {
 	b.WriteString(setVar("PLAN", string(planJSON)))
 	b.WriteString(setVar("WRAPPER", wrapper))
 	b.WriteString(setVar("UNIT", "prapush-"+runID))
+	if procs {
+		b.WriteString("PROCS=1\n")
+	}
 	b.WriteString(aliveFn)
 	b.WriteString(`umask 077
 # Claiming again the run's own directory (the workstation died between the
@@ -86,7 +95,7 @@ for d in "$RUNS"/*/; do
   d=${d%/}
   if alive "$d"; then rec busy "a prapush run is live: $d"; rec end ok; exit 0; fi
 done
-if has ps; then
+if [ "$PROCS" = 1 ] && has ps; then
   p=$(ps -eo pid=,args= 2>/dev/null | awk -v m=@@prapush 'index($0, m) == 0 && index($0, "bm-pra-restore")' | head -n 3 | cut -c1-200)
   if [ -n "$p" ]; then rec busy "a restore is running: $p"; rec end ok; exit 0; fi
 fi
@@ -157,7 +166,7 @@ rec end ok
 
 // killCmd stops the run's whole process group (TERM, then KILL after 3 s)
 // and records "killed" as its exit status when the wrapper could not.
-// Mutating.
+// "kill -SIG -PGID" without "--": dash's kill rejects "--". Mutating.
 func killCmd(runsRoot, runID string) Command {
 	var b strings.Builder
 	b.WriteString(factsPrelude)
@@ -166,10 +175,10 @@ func killCmd(runsRoot, runID string) Command {
 	b.WriteString(`if alive "$RUN"; then
   g=$(head -c 20 "$RUN/pgid" | tr -dc 0-9)
   if [ -n "$g" ] && [ "$g" -gt 1 ]; then
-    kill -TERM -- "-$g" 2>/dev/null
+    kill -TERM "-$g" 2>/dev/null
     i=0
-    while kill -0 -- "-$g" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done
-    kill -KILL -- "-$g" 2>/dev/null
+    while kill -0 "-$g" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done
+    kill -KILL "-$g" 2>/dev/null
   fi
 fi
 [ -e "$RUN/exit" ] || { echo killed > "$RUN/exit.tmp" && mv "$RUN/exit.tmp" "$RUN/exit"; }
