@@ -366,7 +366,7 @@ func (e *engine) fail(i int, status, reason string) {
 func (e *engine) claim(ctx context.Context, i int) error {
 	name := e.o.State.Nodes[i].Plan.Node
 	e.obs.NodeEvent(name, "claim", "creating the run directory")
-	out, err := e.send(ctx, i, claimCmdProcs(e.o.RunsRoot, e.o.State.RunID, e.o.State.Nodes[i].Plan, !e.o.noProcCheck))
+	out, err := e.send(ctx, i, claimCmd(e.o.RunsRoot, e.o.State.RunID, e.o.State.Nodes[i].Plan, !e.o.noProcCheck))
 	if err != nil {
 		if ctx.Err() == nil {
 			e.fail(i, RestoreNotStarted, err.Error())

@@ -62,13 +62,9 @@ echo "$rc" > "$RUN/exit.tmp" && mv "$RUN/exit.tmp" "$RUN/exit"
 // claimCmd creates the node's run directory and starts the wrapper, which
 // waits for "go". It refuses (record busy) when a live run or a restore
 // process is on the node. Mutating.
-func claimCmd(runsRoot, runID string, np NodePlan) Command {
-	return claimCmdProcs(runsRoot, runID, np, true)
-}
-
-// claimCmdProcs is claimCmd; procs false skips the look for restore
-// processes outside run directories (tests on a shared machine).
-func claimCmdProcs(runsRoot, runID string, np NodePlan, procs bool) Command {
+// procs false skips the look for restore processes outside run directories
+// (tests on a machine shared with other restores).
+func claimCmd(runsRoot, runID string, np NodePlan, procs bool) Command {
 	planJSON, _ := json.Marshal(np)
 	var b strings.Builder
 	b.WriteString(factsPrelude)

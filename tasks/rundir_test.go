@@ -187,7 +187,7 @@ func TestRunDir_ASecondClaimOnTheNodeIsBusy(t *testing.T) {
 	lr := newLocalRun(t, "sh")
 	conn := lr.opts.Conns[0]
 	var out strings.Builder
-	if err := conn.Run(context.Background(), claimCmdProcs(lr.runs, "run-a", lr.opts.State.Nodes[0].Plan, false).Line, nil, &out, nil); err != nil {
+	if err := conn.Run(context.Background(), claimCmd(lr.runs, "run-a", lr.opts.State.Nodes[0].Plan, false).Line, nil, &out, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "@@prapush pid ") {
@@ -197,7 +197,7 @@ func TestRunDir_ASecondClaimOnTheNodeIsBusy(t *testing.T) {
 		_ = conn.Run(context.Background(), runCtlCmd(lr.runs, "run-a", "cancel").Line, nil, io.Discard, nil)
 	})
 	out.Reset()
-	if err := conn.Run(context.Background(), claimCmdProcs(lr.runs, "run-b", lr.opts.State.Nodes[0].Plan, false).Line, nil, &out, nil); err != nil {
+	if err := conn.Run(context.Background(), claimCmd(lr.runs, "run-b", lr.opts.State.Nodes[0].Plan, false).Line, nil, &out, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "@@prapush busy ") || !strings.Contains(out.String(), "run-a") {
@@ -206,7 +206,7 @@ func TestRunDir_ASecondClaimOnTheNodeIsBusy(t *testing.T) {
 	// Claiming its own run again (the workstation died after claiming) is
 	// not busy.
 	out.Reset()
-	if err := conn.Run(context.Background(), claimCmdProcs(lr.runs, "run-a", lr.opts.State.Nodes[0].Plan, false).Line, nil, &out, nil); err != nil {
+	if err := conn.Run(context.Background(), claimCmd(lr.runs, "run-a", lr.opts.State.Nodes[0].Plan, false).Line, nil, &out, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "@@prapush pid ") {
