@@ -549,8 +549,8 @@ func (e *engine) follow(ctx context.Context, i int) {
 		e.mutate(i, func(n *NodeRun) { n.Reason = "cannot read the run's state: " + err.Error() })
 		return
 	}
-	if stat.Missing {
-		e.fail(i, RestoreFailed, "the run directory is gone from the node")
+	if stat.Missing || stat.PID <= 0 {
+		e.fail(i, RestoreFailed, "the run directory is gone from the node, or has no wrapper pid")
 		return
 	}
 	fctx, cancel := context.WithCancel(ctx)
