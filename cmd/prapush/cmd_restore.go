@@ -123,8 +123,12 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	}
 
 	// 1. The gate: every check, the chosen generation included.
+	// One SSH connection per node, opened here and reused by the gate, the
+	// plan and the restore.
 	topts.Generation = o.generation
-	res, verr := tasks.Verify(ctx, topts)
+	fleet, _ := tasks.Connect(ctx, topts)
+	defer fleet.Close()
+	res, verr := fleet.Verify(ctx)
 	if res == nil {
 		return verr
 	}
@@ -149,12 +153,7 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	}
 
 	// 2. The plan, rendered on the nodes (read-only commands).
-	fleet, _ := tasks.Connect(ctx, topts)
-	defer fleet.Close()
-	conns := make([]transport.Conn, len(nodes))
-	for i := range nodes {
-		conns[i] = fleet.Conn(i)
-	}
+	conns := fleet.Conns()
 	sender := &tasks.Sender{DryRun: o.dryRun}
 	plan, perr := tasks.BuildPlan(ctx, res, conns, sender)
 	if plan != nil {

@@ -138,8 +138,19 @@ func fillNodes(rep *report.Report, nodes []tasks.NodeResult) {
 func (a *app) verdict(rep *report.Report, nodes []tasks.NodeResult, arch []tasks.CheckResult) int {
 	codes := []int{}
 	for _, n := range nodes {
-		if n.DialErr != nil && (errors.Is(n.DialErr, transport.ErrUnreachable) || errors.Is(n.DialErr, transport.ErrAuth) || errors.Is(n.DialErr, transport.ErrHostKey)) {
+		switch {
+		case n.DialErr != nil && (errors.Is(n.DialErr, transport.ErrUnreachable) || errors.Is(n.DialErr, transport.ErrAuth) || errors.Is(n.DialErr, transport.ErrHostKey)):
 			codes = append(codes, exitUnreachable)
+		case n.Reachable && n.FactsErr != nil:
+			// Checks that could not be evaluated are skipped, and a skip
+			// is not a pass: a node whose facts are missing or cut is not
+			// ready.
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: facts incomplete, its checks were skipped: %v", n.Node.Name, n.FactsErr))
+			if errors.Is(n.FactsErr, tasks.ErrTimeout) {
+				codes = append(codes, exitTimeout)
+			} else {
+				codes = append(codes, exitFailed)
+			}
 		}
 	}
 	mark := func(cs []report.Check) {
@@ -207,6 +218,9 @@ func (a *app) printVerify(rep *report.Report) {
 			state = p.status("warn")
 		}
 		fmt.Fprintf(a.env.Stdout, "%-*s  stage %d  %s  %d pass, %d warn, %d fail, %d skip\n", width, n.Name, n.Stage, state, pass, warn, fail, skip)
+	}
+	for _, note := range rep.Notes {
+		fmt.Fprintf(a.env.Stdout, "note: %s\n", report.SanitizeText(note))
 	}
 	verdict := p.paint("READY", colorGreen...)
 	if rep.Verdict != report.VerdictPass {
