@@ -10,7 +10,17 @@ N=${N:-100}
 ROUNDS=${ROUNDS:-3}
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/prapush-bench.XXXXXX)
-trap 'kill $(cat "$work"/ns.pid 2>/dev/null) 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
+# Killing the namespace's first process (its PID 1) kills every node in it;
+# do not rely on --kill-child alone (parent-death signals are not delivered
+# on every kernel, e.g. gVisor).
+cleanup() {
+  local ns
+  ns=$(cat "$work/ns.pid" 2>/dev/null) || true
+  if [ -n "$ns" ]; then pkill -KILL -P "$ns" 2>/dev/null || true; kill "$ns" 2>/dev/null || true; fi
+  sleep 0.5
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 go build -o "$work/prapush" ./cmd/prapush
 go build -o "$work/floor" ./bench/floor
@@ -58,13 +68,19 @@ mount -t tmpfs tmpfs /root
 mount -t tmpfs tmpfs /var/backups 2>/dev/null || { mkdir -p /var/backups; mount -t tmpfs tmpfs /var/backups; }
 mkdir -p /var/backups/bluemind /run/sshd
 mount --bind $work/store /var/backups/bluemind
+# sshd -D stays in the foreground: every node is a child of this shell, in
+# this PID namespace, and dies with it (--kill-child), whatever happens to
+# the benchmark.
 while read -r a; do
-  /usr/sbin/sshd -f $work/sshd_config -o ListenAddress=\$a
+  /usr/sbin/sshd -D -f $work/sshd_config -o ListenAddress=\$a &
 done < $work/addrs
+for a in \$(cat $work/addrs); do
+  for _ in \$(seq 1 50); do (exec 3<>/dev/tcp/\${a%:*}/2222) 2>/dev/null && break; sleep 0.1; done
+done
 echo ready > $work/ready
-exec sleep infinity
+wait
 NS
-unshare -m --propagation private bash "$work/ns.sh" & echo $! > "$work/ns.pid"
+unshare --mount --pid --fork --kill-child --propagation private bash "$work/ns.sh" & echo $! > "$work/ns.pid"
 for _ in $(seq 1 100); do [ -f "$work/ready" ] && break; sleep 0.1; done
 [ -f "$work/ready" ] || { echo "sshd nodes did not start" >&2; exit 1; }
 
