@@ -10,7 +10,7 @@ FUZZTIME ?= 5s
 help:
 	@echo "make build   build $(BIN)"
 	@echo "make test    every test: lint, unit, in-process SSH, real sshd, lab e2e, fuzz (builds the lab images first)"
-	@echo "make demo    build the lab, start it, run verify and generations against it, print the report path"
+	@echo "make demo    build the lab, start it, run verify and a restore of the latest generation, print the report path"
 	@echo "make bench   benchmarks (verify against 100 local sshd nodes, ...)"
 	@echo "make lab-up | lab-down | lab-reset | lab-images"
 
@@ -44,11 +44,15 @@ test: lint
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz
 
+# The main job on the embedded lab: build, start 3 container nodes, verify
+# them, restore the latest generation on all of them (data nodes, then the
+# core), run the post-operations, print the report path. `make lab-reset`
+# puts the lab back to its freshly installed state.
 demo: build lab-up
 	@set -u; inv=lab/.state/inventory.toml; dir=prapush-reports/demo-$$(date -u +%Y%m%dT%H%M%SZ); \
-	echo "== prapush verify"; ./$(BIN) -i $$inv verify --report-dir $$dir/verify; rc=$$?; \
-	echo "== prapush generations"; ./$(BIN) -i $$inv generations --report-dir $$dir/generations || rc=$$?; \
-	echo; echo "demo report: $$dir/verify/report.json (verdict: $$(sed -n 's/^  "verdict": "\(.*\)",/\1/p' $$dir/verify/report.json))"; \
+	echo "== prapush verify"; ./$(BIN) -i $$inv verify --report-dir $$dir/verify || exit $$?; \
+	echo; echo "== prapush restore --generation latest --yes"; ./$(BIN) -i $$inv restore --generation latest --yes --report-dir $$dir/restore; rc=$$?; \
+	echo; echo "demo report: $$dir/restore/report.html (verdict: $$(sed -n 's/^  "verdict": "\(.*\)",/\1/p' $$dir/restore/report.json))"; \
 	exit $$rc
 
 clean:

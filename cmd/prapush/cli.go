@@ -24,8 +24,9 @@ Commands:
                       re-render a saved report to standard output
   version             print the version
   restore [--generation ID|latest] [--dry-run] [--yes] [--detach] [--resume RUN-ID]
-          [--step-timeout D] [--allow-partial]
-                      verify, plan, and restore one generation on every node (stages in order)
+          [--step-timeout D] [--allow-partial] [--no-post] [--no-resync]
+                      verify, plan, and restore one generation on every node (stages in order),
+                      then the DataProtect re-sync and the post-operations on the core node
   attach [RUN-ID]     reconnect to a run, replay what was missed, follow it to the end
   status [RUN-ID]     one-shot view of a run (remote state of every node)
   post [RUN-ID] [--no-resync] [--no-post]
@@ -58,8 +59,8 @@ Exit codes:
   130  interrupted by the operator
   When several apply: 2 > 3 > 5 > 4 > 1 > 130 > 6.
 
-Reports: verify, generations and exec write report.json, junit.xml, report.md, report.html and logs/ into the
-report directory, even when nodes fail; the path is printed last.
+Reports: every command that contacts nodes writes report.json, junit.xml, report.md, report.html
+and logs/ into the report directory, even when nodes fail; the path is printed last.
 `
 
 // globals are the flags every command accepts.
