@@ -41,7 +41,8 @@ type htmlData struct {
 	Height    int
 	Axis      []axisTick
 	Checklist []string
-	Checks    []string // union of check ids, table columns
+	Checks    []string // union of check ids, table rows
+	Findings  []Check  // every node check that did not pass, with its node
 	Generated string
 	Duration  string
 	RTOText   string
@@ -70,6 +71,14 @@ func WriteHTML(w io.Writer, r *Report) error {
 			if !seen[c.ID] {
 				seen[c.ID] = true
 				d.Checks = append(d.Checks, c.ID)
+			}
+		}
+	}
+	for _, n := range r.Nodes {
+		for _, c := range n.Checks {
+			if c.Status != "pass" {
+				c.Node = n.Name
+				d.Findings = append(d.Findings, c)
 			}
 		}
 	}
@@ -226,9 +235,9 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}dt{font-weigh
 </table>{{end}}
 
 <h2>Findings</h2>
-<table><tr><th>node</th><th>check</th><th>status</th><th>message</th></tr>
-{{range $n := .R.Nodes}}{{range $n.Checks}}{{if ne .Status "pass"}}<tr><td>{{clean $n.Name}}</td><td>{{clean .ID}}</td><td class="{{.Status}}">{{.Status}}</td><td class="msg">{{clean .Message}}</td></tr>{{end}}{{end}}{{end}}
-</table>
+{{if .Findings}}<table><tr><th>node</th><th>check</th><th>status</th><th>message</th></tr>
+{{range .Findings}}<tr><td>{{clean .Node}}</td><td>{{clean .ID}}</td><td class="{{.Status}}">{{.Status}}</td><td class="msg">{{clean .Message}}</td></tr>{{end}}
+</table>{{else}}<p>No check failed, warned or was skipped.</p>{{end}}
 
 {{if .Timeline}}<h2>Timeline</h2>
 <div class="scroll"><svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}">

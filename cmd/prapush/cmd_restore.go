@@ -237,7 +237,7 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 		}
 	})
 	defer stopWatch()
-	fmt.Fprintf(a.env.Stderr, "run %s: follow it from another terminal with: prapush attach %s\n", rf.RunID, rf.RunID)
+	fmt.Fprintf(a.env.Stderr, "run %s: follow it from another terminal with: %s\n", rf.RunID, a.attachCommand(rf.RunID))
 	logs := &fileLogs{dir: filepath.Join(dir, report.DirLogs)}
 	obs, stopLive := a.liveObserver(nodes, a.restoreObserver())
 	defer stopLive()
@@ -337,7 +337,7 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 		code = worstExit(codes...)
 	}
 	if attachHint {
-		rep.Notes = append(rep.Notes, "restores may still be running: prapush attach "+rf.RunID)
+		rep.Notes = append(rep.Notes, "restores may still be running: "+a.attachCommand(rf.RunID))
 	}
 	a.finish(rep, code)
 	stopLive()
@@ -346,7 +346,7 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 		return err
 	}
 	if attachHint {
-		fmt.Fprintf(a.env.Stderr, "prapush: hint: follow the run with: prapush attach %s\n", rf.RunID)
+		fmt.Fprintf(a.env.Stderr, "prapush: hint: follow the run with: %s\n", a.attachCommand(rf.RunID))
 	}
 	if code != exitOK {
 		return &exitError{code: code}
@@ -640,4 +640,19 @@ func (a *app) loadRun(ref string, useReportDir bool) (*runFile, string, error) {
 		return &rf, d, nil
 	}
 	return nil, "", fmt.Errorf("run %q not found (looked in %s)", ref, strings.Join(cands, ", "))
+}
+
+// attachCommand is the command line that follows run id again: it names the
+// inventory and the report directory when they are not the defaults, so
+// that it works when pasted as is.
+func (a *app) attachCommand(runID string) string {
+	args := []string{"prapush"}
+	if a.g.inventory != "inventory.toml" {
+		args = append(args, "-i", a.g.inventory)
+	}
+	args = append(args, "attach", runID)
+	if a.g.reportDir != "" {
+		args = append(args, "--report-dir", a.g.reportDir)
+	}
+	return transport.Quote(args...)
 }

@@ -434,8 +434,10 @@ func TestRestore_InterruptedOnceLeavesRestoresRunningThenAttachFinishes(t *testi
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Fatalf("exit %d (%v), want 130", code, err)
 	}
-	if !strings.Contains(out.String(), "prapush attach ") {
-		t.Errorf("the attach command is not printed")
+	// The printed command names the inventory and the report dir given
+	// here, so that it works when pasted as is.
+	if !strings.Contains(out.String(), "prapush -i "+lab.InventoryPath()+" attach ") || !strings.Contains(out.String(), "--report-dir "+dir) {
+		t.Errorf("the attach command is not printed whole")
 	}
 	r := readRestoreReport(t, dir)
 	if r.ExitCode != 130 || r.status("mail") != "running" {
