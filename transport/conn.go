@@ -240,6 +240,35 @@ func (g *gateWriter) Write(p []byte) (int, error) {
 	return g.w.Write(p)
 }
 
+// copyBufs are the buffers session output is copied through. x/crypto/ssh
+// copies a session's stdout and stderr with io.Copy, which would allocate
+// 32 KiB per stream and per command (12 MB for a 100-node verify); the
+// ReadFrom below makes io.Copy use these instead.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+// ReadFrom copies r into the gate through a pooled buffer.
+func (g *gateWriter) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			if _, werr := g.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
 func (g *gateWriter) close() {
 	g.mu.Lock()
 	g.closed = true
