@@ -8,33 +8,16 @@ import (
 
 	"github.com/prapush/prapush/inventory"
 	"github.com/prapush/prapush/report"
-	"github.com/prapush/prapush/tasks"
 	"github.com/prapush/prapush/transport"
 )
 
 func (a *app) cmdAttach(ctx context.Context, args []string) error {
-	rest, err := a.parseCommandFlags("attach", args, nil)
+	rc, err := a.connectRun(ctx, "attach", args)
 	if err != nil {
 		return err
 	}
-	if len(rest) > 1 {
-		return usageErr("attach: unexpected argument %q", rest[1])
-	}
-	ref := ""
-	if len(rest) == 1 {
-		ref = rest[0]
-	}
-	rf, dir, inv, nodes, err := a.openRun("attach", ref)
-	if err != nil {
-		return err
-	}
-	au, err := a.newAuthenticator(nodes)
-	if err != nil {
-		return err
-	}
-	defer au.Close()
-	fleet, results := tasks.Connect(ctx, tasks.Options{Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel, Observer: a.observer(), RunID: rf.RunID})
-	defer fleet.Close()
+	defer rc.Close()
+	rf, dir, inv, nodes, fleet, results := rc.rf, rc.dir, rc.inv, rc.nodes, rc.fleet, rc.results
 	conns := make([]transport.Conn, len(nodes))
 	for i := range nodes {
 		conns[i] = fleet.Conn(i)

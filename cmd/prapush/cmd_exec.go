@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/prapush/prapush/inventory"
 	"github.com/prapush/prapush/report"
@@ -23,17 +22,12 @@ func (a *app) cmdExec(ctx context.Context, args []string) error {
 	if len(argv) == 0 {
 		return usageErr("usage: prapush exec -- CMD [ARG...]")
 	}
-	inv, nodes, err := a.loadInventory()
+	iv, err := a.begin()
 	if err != nil {
 		return err
 	}
-	au, err := a.newAuthenticator(nodes)
-	if err != nil {
-		return err
-	}
-	defer au.Close()
-	started := time.Now()
-	runID := newRunID(started)
+	defer iv.Close()
+	inv, nodes, runID, started := iv.inv, iv.nodes, iv.runID, iv.started
 	dir := a.reportDir(runID)
 	logs, err := openNodeLogs(filepath.Join(dir, report.DirLogs), nodes)
 	if err != nil {
@@ -57,10 +51,7 @@ func (a *app) cmdExec(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "%-*s | %s\n", width, node, text)
 		logs.write(node, line)
 	}
-	results := tasks.Exec(ctx, tasks.Options{
-		Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel,
-		Observer: a.observer(), RunID: runID,
-	}, argv, out)
+	results := tasks.Exec(ctx, iv.options(a, a.observer()), argv, out)
 
 	rep := a.newReport("exec", runID, inv, started)
 	var codes []int

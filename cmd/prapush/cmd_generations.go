@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/prapush/prapush/report"
 	"github.com/prapush/prapush/tasks"
@@ -18,25 +17,17 @@ func (a *app) cmdGenerations(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return usageErr("generations: unexpected argument %q", rest[0])
+	if err := noArgs("generations", rest); err != nil {
+		return err
 	}
-	inv, nodes, err := a.loadInventory()
+	iv, err := a.begin()
 	if err != nil {
 		return err
 	}
-	au, err := a.newAuthenticator(nodes)
-	if err != nil {
-		return err
-	}
-	defer au.Close()
-	started := time.Now()
-	runID := newRunID(started)
-	obs, stopLive := a.liveObserver(nodes, a.observer())
-	sum, results, gerr := tasks.Generations(ctx, tasks.Options{
-		Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel,
-		Observer: obs, RunID: runID,
-	})
+	defer iv.Close()
+	inv, runID, started := iv.inv, iv.runID, iv.started
+	obs, stopLive := a.liveObserver(iv.nodes, a.observer())
+	sum, results, gerr := tasks.Generations(ctx, iv.options(a, obs))
 	stopLive()
 	rep := a.newReport("generations", runID, inv, started)
 	var codes []int

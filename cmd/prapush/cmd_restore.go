@@ -98,21 +98,16 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	if !o.yes && !o.dryRun && !interactive {
 		return usageErr("restore: --yes is required when stdin is not a terminal (nothing asks for confirmation)")
 	}
-	inv, nodes, err := a.loadInventory()
+	iv, err := a.begin()
 	if err != nil {
 		return err
 	}
-	au, err := a.newAuthenticator(nodes)
-	if err != nil {
-		return err
-	}
-	defer au.Close()
-	started := time.Now()
-	runID := newRunID(started)
+	defer iv.Close()
+	inv, nodes, runID, started := iv.inv, iv.nodes, iv.runID, iv.started
 	if d := a.reportDir(runID); fileExists(filepath.Join(d, runFileName)) {
 		return usageErr("restore: %s already holds a run (its logs and state would mix): choose another --report-dir", d)
 	}
-	topts := tasks.Options{Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel, Observer: a.observer(), RunID: runID}
+	topts := iv.options(a, a.observer())
 
 	if o.generation == "" {
 		id, err := a.pickGeneration(ctx, topts)

@@ -15,28 +15,12 @@ import (
 const statusTail = 8192
 
 func (a *app) cmdStatus(ctx context.Context, args []string) error {
-	rest, err := a.parseCommandFlags("status", args, nil)
+	rc, err := a.connectRun(ctx, "status", args)
 	if err != nil {
 		return err
 	}
-	if len(rest) > 1 {
-		return usageErr("status: unexpected argument %q", rest[1])
-	}
-	ref := ""
-	if len(rest) == 1 {
-		ref = rest[0]
-	}
-	rf, dir, inv, nodes, err := a.openRun("status", ref)
-	if err != nil {
-		return err
-	}
-	au, err := a.newAuthenticator(nodes)
-	if err != nil {
-		return err
-	}
-	defer au.Close()
-	fleet, results := tasks.Connect(ctx, tasks.Options{Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel, Observer: a.observer(), RunID: rf.RunID})
-	defer fleet.Close()
+	defer rc.Close()
+	rf, dir, fleet, results := rc.rf, rc.dir, rc.fleet, rc.results
 	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(a.env.Stdout, "run %s  generation %d  (%s)\n", rf.RunID, rf.State.Generation, dir)
 	fmt.Fprintln(w, "NODE\tSTAGE\tLOCAL\tREMOTE\tSTEP")

@@ -24,31 +24,19 @@ func (a *app) cmdVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
-		return usageErr("verify: unexpected argument %q", rest[0])
+	if err := noArgs("verify", rest); err != nil {
+		return err
 	}
-	inv, nodes, err := a.loadInventory()
+	iv, err := a.begin()
 	if err != nil {
 		return err
 	}
-	au, err := a.newAuthenticator(nodes)
-	if err != nil {
-		return err
-	}
-	defer au.Close()
-
-	started := time.Now()
-	runID := newRunID(started)
-	obs, stopLive := a.liveObserver(nodes, a.observer())
-	res, verr := tasks.Verify(ctx, tasks.Options{
-		Inventory:  inv,
-		Nodes:      nodes,
-		Dial:       a.dialer(au),
-		Parallel:   a.g.parallel,
-		Observer:   obs,
-		Generation: generation,
-		RunID:      runID,
-	})
+	defer iv.Close()
+	inv, runID, started := iv.inv, iv.runID, iv.started
+	obs, stopLive := a.liveObserver(iv.nodes, a.observer())
+	opts := iv.options(a, obs)
+	opts.Generation = generation
+	res, verr := tasks.Verify(ctx, opts)
 	stopLive()
 	if res == nil {
 		return verr
