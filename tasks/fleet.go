@@ -199,3 +199,24 @@ func connect(ctx context.Context, opts Options, probeUID bool) (*Fleet, []NodeRe
 	}
 	return f, out
 }
+
+// setFacts records what the facts script printed (out) and how its run
+// ended (err): the parsed facts, and FactsErr when they are missing, cut or
+// unparsable. It returns the facts, nil when the script printed nothing
+// and failed.
+func (r *NodeResult) setFacts(out []byte, err error) *Facts {
+	facts, perr := ParseFacts(out)
+	r.Facts = facts
+	switch {
+	case err != nil && !facts.Complete:
+		r.FactsErr = fmt.Errorf("gather facts: %w", err)
+	case perr != nil:
+		r.FactsErr = fmt.Errorf("gather facts: %w", perr)
+	case !facts.Complete:
+		r.FactsErr = errors.New("gather facts: the script stopped before its end")
+	}
+	if len(out) == 0 && err != nil {
+		r.Facts = nil
+	}
+	return r.Facts
+}

@@ -244,19 +244,7 @@ func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string)
 		if ctx.Err() != nil && context.Cause(ctx) != nil && errors.Is(context.Cause(ctx), ErrTimeout) {
 			err = context.Cause(ctx)
 		}
-		facts, perr := ParseFacts([]byte(out.String()))
-		r.Facts = facts
-		switch {
-		case err != nil && !facts.Complete:
-			r.FactsErr = fmt.Errorf("gather facts: %w", err)
-		case perr != nil:
-			r.FactsErr = fmt.Errorf("gather facts: %w", perr)
-		case !facts.Complete:
-			r.FactsErr = errors.New("gather facts: the script stopped before its end")
-		}
-		if len(out.String()) == 0 && err != nil {
-			r.Facts = nil
-		}
+		r.setFacts([]byte(out.String()), err)
 		obs.NodeEvent(r.Node.Name, "facts", "done")
 	})
 }

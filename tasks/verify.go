@@ -116,18 +116,8 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 		}
 		out, err := s.finish()
 		r := &f.results[i]
-		facts, perr := ParseFacts(out)
-		r.Facts = facts
-		switch {
-		case err != nil && !facts.Complete:
-			r.FactsErr = fmt.Errorf("gather facts: %w", err)
-		case perr != nil:
-			r.FactsErr = fmt.Errorf("gather facts: %w", perr)
-		case !facts.Complete:
-			r.FactsErr = errors.New("gather facts: the script stopped before its end")
-		}
-		if len(out) == 0 && err != nil {
-			r.Facts = nil
+		facts := r.setFacts(out, err)
+		if facts == nil {
 			return
 		}
 		if facts.ProbePhase >= 1 && facts.ProbePhase < 2 && facts.ProbeUID >= 0 {
