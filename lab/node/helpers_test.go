@@ -325,8 +325,20 @@ func (r run) stream(t *testing.T) *bufio.Reader {
 		t.Fatalf("docker run: %v", err)
 	}
 	t.Cleanup(func() {
+		// Drain the output BEFORE removing the container: a script that
+		// loops (the EOF menu loop) fills the attach stream, and the
+		// daemon then cannot stop the container until someone reads it
+		// (docker rm -f was seen blocked for minutes). Kill the client
+		// too, bounded, in case the daemon still does not let go.
+		drained := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, stdout); close(drained) }()
 		_ = exec.Command("docker", "rm", "-f", name).Run()
-		_, _ = io.Copy(io.Discard, stdout)
+		select {
+		case <-drained:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-drained
+		}
 		_ = cmd.Wait()
 	})
 	return bufio.NewReaderSize(stdout, 1<<16)
