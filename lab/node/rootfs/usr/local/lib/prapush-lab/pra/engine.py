@@ -81,6 +81,14 @@ MAX_MENUS = int(knob("MAX_MENUS", "0"))
 IPS = knob("IPS")
 MENU_DELAY = knob_float("MENU_DELAY", "0")
 PY3_CRASH = knob("PY3_CRASH", "0") == "1"
+# Lab extension: during the step FLOOD_STEP, print exactly FLOOD_BYTES bytes of
+# rsync-like lines to stdout, as fast as the pipe takes them (memory benchmark
+# of whoever reads the script's output).
+FLOOD_STEP = knob("FLOOD_STEP")
+try:
+    FLOOD_BYTES = int(knob("FLOOD_BYTES", "0"))
+except ValueError:
+    FLOOD_BYTES = 0
 MARKER_DIR = "/var/lib/fake-bm-pra"
 
 STEP_DURATIONS = {}
@@ -179,6 +187,27 @@ def copy_file(src, dst):
         shutil.copy2(src, dst)
 
 
+def flood(n):
+    """Write exactly n bytes of verbose-rsync-like lines to stdout, in 64 KiB writes."""
+    lines = []
+    size = 0
+    i = 0
+    while size < 65536:
+        line = "var/spool/cyrus/data/lab_example/domain/l/lab.example/u/user%04d/%d. " \
+               "(%d bytes) sent %d received 35 bytes\n" % (i % 997, i, 1024 + i * 7 % 9000, 880 + i)
+        lines.append(line)
+        size += len(line)
+        i += 1
+    block = "".join(lines)
+    while n > len(block):
+        sys.stdout.write(block)
+        n -= len(block)
+    if n > 0:
+        # The last write is cut to the byte, and still ends a line.
+        sys.stdout.write(block[:n - 1] + "\n")
+    sys.stdout.flush()
+
+
 def execCmd(log, argv, desc, effect=None):
     """Log the command the real script would run, spin for the step duration, end OK/FAIL."""
     log.write("----------------------\n")
@@ -192,6 +221,9 @@ def execCmd(log, argv, desc, effect=None):
     tick = STEP_SECONDS if STEP_SECONDS > 0 else 0.5
     i = 0
     start = time.time()
+    if FLOOD_STEP is not None and desc == FLOOD_STEP and FLOOD_BYTES > 0:
+        # Before the first frame: the flood starts on a line of its own.
+        flood(FLOOD_BYTES)
     while True:
         sys.stdout.write("\r%s %s" % (desc, spin[i % 4]))
         sys.stdout.flush()
