@@ -124,7 +124,7 @@ func Dial(ctx context.Context, t Target) (Conn, error) {
 	if err := t.validate(); err != nil {
 		return nil, fmt.Errorf("dial %s: %w", t.label(), err)
 	}
-	db, err := loadHostKeyDB(t.KnownHosts)
+	db, err := hostKeyDBFor(t.KnownHosts)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", t.label(), err)
 	}

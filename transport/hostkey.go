@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -100,6 +101,48 @@ func AddKnownHost(file, host string, port int, key ssh.PublicKey) error {
 type hostKeyDB struct {
 	files    []string // as given; files[0] receives accept-new entries
 	callback ssh.HostKeyCallback
+}
+
+// hostKeyDBs caches the parsed known_hosts of recent dials: a run dials
+// every node with the same files, and each connection keeps its database
+// for re-keying, so parsing per dial cost N parses and N copies in memory
+// (100 nodes × 100 entries). An entry is valid while every file keeps its
+// size and modification time, so a key recorded by accept-new or by
+// `hostkeys` is seen by the next dial.
+var hostKeyDBs struct {
+	sync.Mutex
+	m map[string]*hostKeyDB
+}
+
+// maxHostKeyDBs bounds the cache; one run uses one or two sets of files.
+const maxHostKeyDBs = 8
+
+// hostKeyDBFor returns the database of files, from the cache when the
+// files did not change since it was loaded.
+func hostKeyDBFor(files []string) (*hostKeyDB, error) {
+	var key strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&key, "%q", f)
+		if st, err := os.Stat(f); err == nil {
+			fmt.Fprintf(&key, ":%d:%d:%d;", st.Size(), st.ModTime().UnixNano(), st.Mode())
+		} else {
+			key.WriteString(":-;")
+		}
+	}
+	hostKeyDBs.Lock()
+	defer hostKeyDBs.Unlock()
+	if db, ok := hostKeyDBs.m[key.String()]; ok {
+		return db, nil
+	}
+	db, err := loadHostKeyDB(files)
+	if err != nil {
+		return nil, err
+	}
+	if hostKeyDBs.m == nil || len(hostKeyDBs.m) >= maxHostKeyDBs {
+		hostKeyDBs.m = map[string]*hostKeyDB{}
+	}
+	hostKeyDBs.m[key.String()] = db
+	return db, nil
 }
 
 // loadHostKeyDB reads the existing files among files; missing files are

@@ -87,7 +87,7 @@ var errGotKey = errors.New("host key received")
 // AddKnownHost.
 func FetchHostKeys(ctx context.Context, t Target) ([]ssh.PublicKey, error) {
 	t = t.withDefaults()
-	db, err := loadHostKeyDB(t.KnownHosts)
+	db, err := hostKeyDBFor(t.KnownHosts)
 	if err != nil {
 		return nil, fmt.Errorf("fetch host keys of %s: %w", t.label(), err)
 	}
