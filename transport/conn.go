@@ -269,6 +269,36 @@ func (g *gateWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
+// pooledReader gives a caller's stdin a WriteTo through the pooled
+// buffers, for the same reason as gateWriter.ReadFrom: x/crypto/ssh feeds
+// a session's stdin with io.Copy.
+type pooledReader struct{ r io.Reader }
+
+func (p pooledReader) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// WriteTo copies the reader into w through a pooled buffer.
+func (p pooledReader) WriteTo(w io.Writer) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, err := p.r.Read(buf)
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
 func (g *gateWriter) close() {
 	g.mu.Lock()
 	g.closed = true
@@ -321,6 +351,9 @@ func (c *sshConn) run(ctx context.Context, cmd string, stdin io.Reader, stdout, 
 	out, errw := &gateWriter{w: stdout}, &gateWriter{w: stderr}
 	defer out.close()
 	defer errw.close()
+	if stdin != nil {
+		stdin = pooledReader{stdin}
+	}
 	sess.Stdin, sess.Stdout, sess.Stderr = stdin, out, errw
 	if err := sess.Start(cmd); err != nil {
 		return c.lost(fmt.Errorf("%w: start command on %s: %v", ErrUnreachable, c.t.label(), err))
