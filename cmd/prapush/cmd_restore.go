@@ -211,6 +211,14 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	if prev != nil {
 		rf.ResumedFrom = prev.RunID
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create report dir: %w", err)
+	}
+	unlock, err := lockRun(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := writeRun(dir, rf); err != nil {
 		return err
 	}

@@ -72,6 +72,7 @@ type runConnection struct {
 	au      *authenticator
 	fleet   *tasks.Fleet
 	results []tasks.NodeResult
+	unlock  func() // attach's lock on the run; nil for status
 }
 
 // connectRun parses `name [RUN-ID]`, opens the run and connects to its
@@ -89,16 +90,34 @@ func (a *app) connectRun(ctx context.Context, name string, args []string) (*runC
 	if err != nil {
 		return nil, err
 	}
+	var unlock func()
+	if name == "attach" {
+		// Follow only under the run's lock, and read its state again
+		// under it: the state read before may predate the last follower.
+		if unlock, err = lockRun(dir); err != nil {
+			return nil, err
+		}
+		if rf, dir, inv, nodes, err = a.openRun(name, dir); err != nil {
+			unlock()
+			return nil, err
+		}
+	}
 	au, err := a.newAuthenticator(nodes)
 	if err != nil {
+		if unlock != nil {
+			unlock()
+		}
 		return nil, err
 	}
 	fleet, results := tasks.Connect(ctx, tasks.Options{Inventory: inv, Nodes: nodes, Dial: a.dialer(au), Parallel: a.g.parallel, Observer: a.observer(), RunID: rf.RunID})
-	return &runConnection{rf: rf, dir: dir, inv: inv, nodes: nodes, au: au, fleet: fleet, results: results}, nil
+	return &runConnection{rf: rf, dir: dir, inv: inv, nodes: nodes, au: au, fleet: fleet, results: results, unlock: unlock}, nil
 }
 
 // Close closes the connections and forgets the keys.
 func (rc *runConnection) Close() {
 	rc.fleet.Close()
 	rc.au.Close()
+	if rc.unlock != nil {
+		rc.unlock()
+	}
 }

@@ -143,3 +143,26 @@ func TestExec_PrefixesOutputPerNodeAndLogsIt(t *testing.T) {
 		t.Errorf("exec of a failing command: exit %d, want 1", code)
 	}
 }
+
+// Only one prapush follows a run: an attach while the restore that started
+// it still follows is refused with exit 5 and changes nothing; once the
+// follower is gone (even killed: the kernel drops its lock), attach takes
+// over and completes the run.
+func TestAttach_RefusedWhileAnotherPrapushFollowsTheRun(t *testing.T) {
+	lab := fastLab(t, "0.3")
+	dir := filepath.Join(t.TempDir(), "report")
+	cmd, _ := startRestore(t, lab, dir, "restore", "--generation", "latest", "--yes")
+	waitState(t, dir, "answered", "mail", "files")
+	_, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
+	if code != 5 || !strings.Contains(stderr, "already followed") {
+		t.Errorf("attach during a followed run: exit %d, stderr %q; want 5 'already followed'", code, stderr)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
+	if code != 0 {
+		t.Errorf("attach after the follower was killed: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
