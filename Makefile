@@ -11,7 +11,7 @@ help:
 	@echo "make build   build $(BIN)"
 	@echo "make test    every test: lint, unit, in-process SSH, real sshd, lab e2e, fuzz (builds the lab images first)"
 	@echo "make demo    build the lab, start it, run verify and a restore of the latest generation, print the report path"
-	@echo "make bench   benchmarks (verify against 100 local sshd nodes, ...)"
+	@echo "make bench   benchmarks (verify against 100 local sshd nodes, restore overhead and memory on a lab of its own)"
 	@echo "make lab-up | lab-down | lab-reset | lab-images"
 
 build:
@@ -64,3 +64,5 @@ include lab/lab.mk
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bash bench/verify100.sh
+	bash bench/restore_overhead.sh
+	bash bench/restore_output.sh
