@@ -22,8 +22,12 @@ type hostKeyState string
 
 const (
 	keyKnown   hostKeyState = "known"
-	keyNew     hostKeyState = "new"
+	keyNew     hostKeyState = "new"     // the host has no recorded key
+	keyNewType hostKeyState = "NEWTYPE" // the host is known, but by other key types
 	keyChanged hostKeyState = "CHANGED"
+	keyRevoked hostKeyState = "REVOKED"
+	// keyUnverifiable: the known_hosts files cannot be read or parsed.
+	keyUnverifiable hostKeyState = "UNVERIFIABLE"
 )
 
 type fetchedKey struct {
@@ -91,7 +95,17 @@ func (a *app) cmdHostkeys(ctx context.Context, args []string) error {
 	}
 	wg.Wait()
 
-	var toRecord []fetchedKey
+	// A host with any changed or revoked key gets nothing recorded: the
+	// operator must look at it first.
+	suspect := map[string]bool{}
+	for _, rs := range results {
+		for _, r := range rs {
+			if r.state == keyChanged || r.state == keyRevoked || r.state == keyUnverifiable {
+				suspect[r.host] = true
+			}
+		}
+	}
+	var toRecord, newTypes []fetchedKey
 	var codes []int
 	for _, rs := range results {
 		for _, r := range rs {
@@ -101,12 +115,41 @@ func (a *app) cmdHostkeys(ctx context.Context, args []string) error {
 				continue
 			}
 			fmt.Fprintf(a.env.Stdout, "%-12s  %-7s  %s  %s  %s\n", r.node, r.state, r.host, r.key.Type(), ssh.FingerprintSHA256(r.key))
-			switch r.state {
-			case keyNew:
+			switch {
+			case suspect[r.host] && (r.state == keyNew || r.state == keyNewType):
+				// Not recorded: another key of this host changed.
+			case r.state == keyNew:
 				toRecord = append(toRecord, r)
-			case keyChanged:
+			case r.state == keyNewType:
+				// A server that suddenly offers only a key type we never
+				// saw is what a man in the middle would do: never record
+				// it without a person's explicit yes.
+				newTypes = append(newTypes, r)
+			case r.state == keyRevoked:
+				fmt.Fprintf(a.env.Stderr, "prapush: error: %s: the host key is marked @revoked in %s\n", r.node, r.file)
+				codes = append(codes, exitUnreachable)
+			case r.state == keyUnverifiable:
+				fmt.Fprintf(a.env.Stderr, "prapush: error: %s: the known_hosts files cannot be read or parsed; nothing recorded\n", r.node)
+				codes = append(codes, exitUnreachable)
+			case r.state == keyChanged:
 				fmt.Fprintf(a.env.Stderr, "prapush: error: %s: the host key differs from the one in %s; if the server was reinstalled, remove the old entry (ssh-keygen -R %s -f %s) and run hostkeys again\n",
 					r.node, r.file, shellWord(r.host), shellWord(r.file))
+				codes = append(codes, exitUnreachable)
+			}
+		}
+	}
+	if len(newTypes) > 0 {
+		if !isTerminal(a.env.Stdin) {
+			for _, r := range newTypes {
+				fmt.Fprintf(a.env.Stderr, "prapush: error: %s: known by other key types, now offers a %s key: not recorded without a person's confirmation (run hostkeys on a terminal)\n", r.node, r.key.Type())
+			}
+			codes = append(codes, exitUnreachable)
+		} else {
+			fmt.Fprintf(a.env.Stderr, "%d host(s) already known by OTHER key types now offer the NEWTYPE key(s) above; check the fingerprints on the servers. Record them? [y/N] ", len(newTypes))
+			line, _ := bufio.NewReader(a.env.Stdin).ReadString('\n')
+			if ans := strings.ToLower(strings.TrimSpace(line)); ans == "y" || ans == "yes" {
+				toRecord = append(toRecord, newTypes...)
+			} else {
 				codes = append(codes, exitUnreachable)
 			}
 		}
@@ -149,25 +192,30 @@ func knownState(files []string, host string, port int, key ssh.PublicKey) hostKe
 	}
 	cb, err := knownhosts.New(existing...)
 	if err != nil {
-		return keyNew
+		return keyUnverifiable
 	}
 	addr := &net.TCPAddr{IP: net.ParseIP(host), Port: port}
 	err = cb(net.JoinHostPort(host, strconv.Itoa(port)), addr, key)
 	var ke *knownhosts.KeyError
+	var re *knownhosts.RevokedError
 	switch {
 	case err == nil:
 		return keyKnown
+	case errors.As(err, &re):
+		return keyRevoked
 	case errors.As(err, &ke) && len(ke.Want) > 0:
-		// Another key of the SAME type is recorded: changed. A key of another
-		// type only means this type is not recorded yet.
+		// Another key of the SAME type is recorded: changed. Only other
+		// types recorded: the host is known, this type is new to us.
 		for _, w := range ke.Want {
 			if w.Key.Type() == key.Type() {
 				return keyChanged
 			}
 		}
+		return keyNewType
+	case errors.As(err, &ke):
 		return keyNew
 	}
-	return keyNew
+	return keyUnverifiable
 }
 
 func splitNormalized(h string) (string, int) {
