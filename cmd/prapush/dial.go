@@ -165,45 +165,76 @@ func (a *app) newAuthenticator(nodes []inventory.Node) (*authenticator, error) {
 	return au, nil
 }
 
-// askBecomePassword asks the sudo password once, on the terminal, and tries
-// it on the first node that uses sudo before any other node sees it: a
-// wrong password then costs one failed attempt on one node, not an
-// account lock-out on every node.
+// askBecomePassword asks the sudo password once, on the terminal, and
+// checks it on ONE node before any other node sees it: a wrong password then
+// costs one failed attempt on one node, not an account lock-out on every
+// node. The check happens on the first reachable sudo node that really asks
+// for a password (a NOPASSWD node would accept anything); when no node asks,
+// the password is never used.
 func (a *app) askBecomePassword(au *authenticator, nodes []inventory.Node) error {
-	var first *inventory.Node
-	for i := range nodes {
-		if nodes[i].SSH.Become == inventory.BecomeSudo {
-			first = &nodes[i]
-			break
+	var sudoNodes []inventory.Node
+	for _, n := range nodes {
+		if n.SSH.Become == inventory.BecomeSudo {
+			sudoNodes = append(sudoNodes, n)
 		}
 	}
-	if first == nil {
+	if len(sudoNodes) == 0 {
 		return nil
 	}
 	f, ok := a.env.Stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return usageErr("--ask-become-pass needs a terminal on standard input")
 	}
-	fmt.Fprintf(a.env.Stderr, "sudo password (tried on %s first): ", first.Name)
+	fmt.Fprint(a.env.Stderr, "sudo password (checked on one node first): ")
 	pw, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(a.env.Stderr)
 	if err != nil {
 		return usageErr("read sudo password: %v", err)
 	}
 	au.becomePass = pw
-	ctx, cancel := context.WithTimeout(context.Background(), first.SSH.ConnectTimeout+30*time.Second)
-	defer cancel()
-	conn, err := a.dialer(au)(ctx, *first)
-	if err == nil {
-		err = conn.Run(ctx, "true", nil, nil, nil)
-		conn.Close()
+	for _, n := range sudoNodes {
+		ctx, cancel := context.WithTimeout(context.Background(), n.SSH.ConnectTimeout+30*time.Second)
+		asks, err := a.sudoAsksPassword(ctx, au, n)
+		if err != nil || !asks {
+			cancel()
+			continue // unreachable (reported later by the command) or NOPASSWD
+		}
+		conn, err := a.dialer(au)(ctx, n)
+		if err == nil {
+			err = conn.Run(ctx, "true", nil, nil, nil)
+			conn.Close()
+		}
+		cancel()
+		if errors.Is(err, transport.ErrPrivilege) {
+			return &exitError{code: exitFailed, err: fmt.Errorf("node %s: the sudo password was refused; no other node was tried", n.Name)}
+		}
+		if err == nil {
+			return nil
+		}
 	}
-	if errors.Is(err, transport.ErrPrivilege) {
-		return &exitError{code: exitFailed, err: fmt.Errorf("node %s: the sudo password was refused; no other node was tried", first.Name)}
-	}
-	// Any other failure (unreachable, ...) is reported by the command
-	// itself, per node.
 	return nil
+}
+
+// sudoAsksPassword tells whether sudo on n would ask for a password: it
+// runs `sudo -n true` as the plain SSH user, with no password given.
+func (a *app) sudoAsksPassword(ctx context.Context, au *authenticator, n inventory.Node) (bool, error) {
+	t, err := a.target(n)
+	if err != nil {
+		return false, err
+	}
+	t.Auth = au.methods(a.identityFiles(n))
+	t.Become = ""
+	conn, err := transport.Dial(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	err = conn.Run(ctx, "sudo -n true", nil, nil, nil)
+	var ee *transport.ExitError
+	if errors.As(err, &ee) {
+		return true, nil
+	}
+	return false, err
 }
 
 // methods returns the one public-key method offering the agent's keys and
