@@ -69,7 +69,8 @@ func (a *app) cmdExec(ctx context.Context, args []string) error {
 			reachable = false
 			c.ID, c.Status, c.Message = "ssh.connect", "fail", r.Err.Error()
 			codes = append(codes, exitUnreachable)
-		case errors.Is(r.Err, context.Canceled), errors.Is(r.Err, context.DeadlineExceeded):
+		case ctx.Err() != nil:
+			// Cut by Ctrl-C or --timeout, whatever error the node saw.
 			c.Status, c.Message = "fail", r.Err.Error()
 			codes = append(codes, interruptCode(ctx))
 		default:
