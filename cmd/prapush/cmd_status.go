@@ -32,6 +32,7 @@ func (a *app) cmdStatus(ctx context.Context, args []string) error {
 			switch {
 			case err != nil:
 				remote = "unknown: " + err.Error()
+				code = worstExit(code, exitFailed)
 			case s.Missing:
 				remote = "no run directory"
 			case s.Exit != "":
@@ -50,7 +51,7 @@ func (a *app) cmdStatus(ctx context.Context, args []string) error {
 				}
 			}
 		} else {
-			code = exitUnreachable
+			code = worstExit(code, exitUnreachable)
 			if results[i].DialErr != nil {
 				remote = "unreachable: " + results[i].DialErr.Error()
 			}
