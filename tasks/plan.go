@@ -60,7 +60,7 @@ type Sender struct {
 	Trace  func(node string, c Command)
 }
 
-// Send runs c on conn.
+// Send runs c on conn, under a POSIX sh whatever root's login shell is.
 func (s *Sender) Send(ctx context.Context, node string, conn transport.Conn, c Command, stdout *strings.Builder) error {
 	if s != nil && s.Trace != nil {
 		s.Trace(node, c)
@@ -73,7 +73,9 @@ func (s *Sender) Send(ctx context.Context, node string, conn transport.Conn, c C
 		stdout = &out
 	}
 	var errb strings.Builder
-	if err := conn.Run(ctx, c.Line, nil, stdout, &errb); err != nil {
+	// Through sh -c: root's login shell may be zsh, csh or fish, where the
+	// engine's scripts (word splitting, ${x##pat}) mean something else.
+	if err := conn.Run(ctx, posixSh(c.Line), nil, stdout, &errb); err != nil {
 		var ee *transport.ExitError
 		if errors.As(err, &ee) && ee.Stderr == "" {
 			ee.Stderr = truncate(errb.String(), 300)

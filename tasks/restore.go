@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,6 +143,21 @@ var (
 	ErrNotFollowed = errors.New("restore still running, no longer followed")
 )
 
+// ErrRunID: a run id that prapush did not make (state.json edited, a
+// mistyped --resume); it never reaches a remote command.
+var ErrRunID = errors.New("invalid run id")
+
+var runIDRe = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
+
+// CheckRunID returns an ErrRunID error unless id has the form prapush gives
+// run ids (20060102T150405Z-0123abcd).
+func CheckRunID(id string) error {
+	if !runIDRe.MatchString(id) {
+		return fmt.Errorf("check run id %q: want YYYYMMDDTHHMMSSZ-<8 hex digits>: %w", id, ErrRunID)
+	}
+	return nil
+}
+
 // DefaultMenuTimeout is how long the menu may take to appear.
 const DefaultMenuTimeout = 2 * time.Minute
 
@@ -162,6 +178,11 @@ type engine struct {
 // already restoring (nothing changed), ErrDetached, or ctx's cause when
 // interrupted; nil once every stage that could run has run.
 func Restore(ctx context.Context, o RestoreOptions) error {
+	// The run id names remote paths and a systemd unit: a tampered
+	// state.json or --resume must not reach a remote command.
+	if err := CheckRunID(o.State.RunID); err != nil {
+		return err
+	}
 	if o.RunsRoot == "" {
 		o.RunsRoot = RunsDir
 	}
@@ -558,7 +579,7 @@ func (e *engine) follow(ctx context.Context, i int) {
 	sk := &sink{w: w, p: p, events: make(chan []Event, 64), stop: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		done <- e.conn(i).Run(fctx, followCmd(e.o.RunsRoot, st.RunID, off, stat.PID).Line, nil, sk, nil)
+		done <- e.conn(i).Run(fctx, posixSh(followCmd(e.o.RunsRoot, st.RunID, off, stat.PID).Line), nil, sk, nil)
 	}()
 	// halt stops following and waits for the follow command: the sink
 	// must not block on events nobody reads any more.
@@ -892,8 +913,11 @@ func (e *engine) status(ctx context.Context, i int, tail int) (RunStatus, error)
 // ReadRunStatus reads run runID's directory on one node (read-only), with
 // the last tail bytes of its output.
 func ReadRunStatus(ctx context.Context, conn transport.Conn, runID string, tail int) (RunStatus, error) {
+	if err := CheckRunID(runID); err != nil {
+		return RunStatus{}, err
+	}
 	var out strings.Builder
-	if err := conn.Run(ctx, statusCmd(RunsDir, runID, tail).Line, nil, &out, nil); err != nil {
+	if err := conn.Run(ctx, posixSh(statusCmd(RunsDir, runID, tail).Line), nil, &out, nil); err != nil {
 		return RunStatus{}, fmt.Errorf("read run %s: %w", runID, err)
 	}
 	s, perr := parseRunStatus(out.String())

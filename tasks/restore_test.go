@@ -71,7 +71,24 @@ func rec(key, v string) string {
 	return "@@prapush " + key + " " + strconv.Itoa(len(v)) + "\n" + v + "\n"
 }
 
+// unwrapSh returns the script of a command line "sh -c '<script>'", and
+// whether cmd had that form.
+func unwrapSh(cmd string) (string, bool) {
+	s, ok := strings.CutPrefix(cmd, "sh -c '")
+	if !ok || !strings.HasSuffix(s, "'") {
+		return cmd, false
+	}
+	return strings.ReplaceAll(s[:len(s)-1], `'\''`, "'"), true
+}
+
 func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	// Every engine command must reach the node under sh -c: root's login
+	// shell may not be a POSIX sh (zsh does not word-split $x).
+	cmd, ok := unwrapSh(cmd)
+	if !ok {
+		f.journal.add(f.name, "not under sh -c")
+		return &transport.ExitError{Status: 127}
+	}
 	f.mu.Lock()
 	switch {
 	case strings.Contains(cmd, "mkfifo input ctl"):
@@ -250,7 +267,7 @@ type restoreFixture struct {
 // each expecting menu index 3 with testMenu's third line.
 func newRestoreFixture(t *testing.T) *restoreFixture {
 	fx := &restoreFixture{j: &journal{}}
-	st := &RunState{RunID: "20250101T000000Z-0000", Generation: 312}
+	st := &RunState{RunID: "20250101T000000Z-0000abcd", Generation: 312}
 	var invNodes []inventory.Node
 	var conns []transport.Conn
 	for _, n := range []struct {
@@ -431,7 +448,7 @@ func TestRestore_DryRunSendsNoMutatingCommand(t *testing.T) {
 	var mu sync.Mutex
 	s := &Sender{DryRun: true, Trace: func(node string, c Command) {
 		mu.Lock()
-		mutating[c.Line] = c.Mutating
+		mutating[posixSh(c.Line)] = c.Mutating
 		mu.Unlock()
 	}}
 	plan, err := BuildPlan(context.Background(), rep, []transport.Conn{conn}, s)
@@ -442,7 +459,7 @@ func TestRestore_DryRunSendsNoMutatingCommand(t *testing.T) {
 		t.Fatalf("plan %+v", plan.Nodes)
 	}
 	// Even the engine, driven by a dry-run sender, cannot change a node.
-	st := &RunState{RunID: "r", Generation: g.ID, Nodes: []NodeRun{{Plan: plan.Nodes[0]}}}
+	st := &RunState{RunID: "20250101T000000Z-0000abcd", Generation: g.ID, Nodes: []NodeRun{{Plan: plan.Nodes[0]}}}
 	_ = Restore(context.Background(), RestoreOptions{State: st, Nodes: []inventory.Node{rep.Nodes[0].Node}, Conns: []transport.Conn{conn}, Logs: dirLogs{t.TempDir()}, Sender: s})
 	if len(mutating) == 0 {
 		t.Fatal("no command traced")
@@ -539,5 +556,37 @@ func TestRestore_AttachReplaysTheLocalLogAndFinishes(t *testing.T) {
 	log, err := os.ReadFile(filepath.Join(fx.opts.Logs.(dirLogs).dir, "a.log"))
 	if err != nil || bytes.Count(log, []byte("Choose backup generation")) != 1 || !bytes.HasSuffix(log, []byte("Starting BlueMind services OK\n")) {
 		t.Errorf("a.log is not the output once, whole (%v):\n%q", err, log)
+	}
+}
+
+func TestRestore_EveryCommandReachesTheNodeUnderPosixSh(t *testing.T) {
+	fx := newRestoreFixture(t)
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	// The fake refuses (and journals) any command not wrapped in sh -c.
+	for _, l := range fx.j.all() {
+		if strings.HasSuffix(l, "not under sh -c") {
+			t.Fatalf("a command reached the login shell unwrapped:\n%s", strings.Join(fx.j.all(), "\n"))
+		}
+	}
+	if got := strings.Join(fx.statuses(), " "); got != "a=success b=success core=success" {
+		t.Fatalf("statuses %s", got)
+	}
+}
+
+func TestRestore_AMalformedRunIDSendsNothing(t *testing.T) {
+	for _, id := range []string{"", "r", "20250101T000000Z-0000abcd; rm -rf /", "../../etc", "20250101T000000Z-0000ABCD", "20250101T000000Z-0000abcd\n"} {
+		fx := newRestoreFixture(t)
+		fx.opts.State.RunID = id
+		if err := Restore(context.Background(), fx.opts); !errors.Is(err, ErrRunID) {
+			t.Errorf("Restore with run id %q = %v, want ErrRunID", id, err)
+		}
+		if j := fx.j.all(); len(j) != 0 {
+			t.Errorf("run id %q: commands sent: %v", id, j)
+		}
+		if _, err := ReadRunStatus(context.Background(), fx.nodes[0], id, 0); !errors.Is(err, ErrRunID) {
+			t.Errorf("ReadRunStatus with run id %q = %v, want ErrRunID", id, err)
+		}
 	}
 }

@@ -31,6 +31,12 @@ func (c *shellConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout
 	x := exec.CommandContext(ctx, c.shell, "-c", cmd)
 	x.Env = []string{"PATH=" + c.path, "LC_ALL=C"}
 	x.Stdin, x.Stdout, x.Stderr = stdin, stdout, stderr
+	// The command runs as "sh -c '...'" under the login shell: cancelling
+	// must end the whole group, as closing an SSH session does, or the
+	// inner shell keeps the output pipe open.
+	x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) }
+	x.WaitDelay = 5 * time.Second
 	err := x.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -99,7 +105,7 @@ func newLocalRun(t *testing.T, shell string) *localRun {
 		t.Fatal(err)
 	}
 	conn := &shellConn{shell: shell, path: "/usr/bin:/bin:" + bin}
-	st := &RunState{RunID: "20250101T000000Z-local", Generation: 312, Nodes: []NodeRun{{Plan: NodePlan{
+	st := &RunState{RunID: "20250101T000000Z-10ca1000", Generation: 312, Nodes: []NodeRun{{Plan: NodePlan{
 		Node: "local", Stage: 1, MenuIndex: 2, MenuLine: "2\t2025-03-13 23:30:03\t4.8.2\tstatus: OK",
 		Family: FamilyBM4ES, Tags: []string{"bm/conf"}, Python: shPath, Script: filepath.Join(lr.scriptDir, "bm-pra-restore.py"),
 	}}}}
