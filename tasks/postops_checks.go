@@ -137,8 +137,14 @@ func (p *poster) checks(ctx context.Context, apiUp bool) {
 	p.add(p.checkServices(f))
 	p.add(p.checkConfig(f, genErr))
 	p.add(p.checkCertificate(f))
-	p.add(p.checkFirewall(f))
-	p.add(p.checkPostfix(f))
+	for _, r := range []PostResult{p.checkFirewall(f), p.checkPostfix(f)} {
+		if p.o.NoPost && r.Status == Fail {
+			// Their operations were skipped on request (--no-post): what
+			// is missing is the operator's to do by hand, a warning.
+			r.Status, r.Message = Warn, r.Message+" (--no-post: to do by hand)"
+		}
+		p.add(r)
+	}
 	p.add(p.checkDataProtect(ctx, f, apiUp))
 }
 

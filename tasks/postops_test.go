@@ -693,3 +693,18 @@ func TestAPIReply_MessagePrefersTheAPIsOwn(t *testing.T) {
 		}
 	}
 }
+
+// With --no-post the operator does the firewall and mail maintenance by
+// hand: their missing effects are warnings, not failures.
+func TestPostOperations_NoPostTurnsMissingEffectsIntoWarnings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCore(t)
+		c.facts = strings.Replace(c.facts, "fw_mtime=1700000000", "fw_mtime=missing", 1)
+		o := testPostOptions()
+		o.NoPost = true
+		rs := PostOperations(t.Context(), c, o, nil)
+		if r := postByID(t, rs, PostCheckFirewall); r.Status != Warn || !strings.Contains(r.Message, "by hand") {
+			t.Errorf("check.firewall %+v, want a warning saying it is to do by hand", r)
+		}
+	})
+}

@@ -316,9 +316,13 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 	// the core (each may be skipped by its flag; they say so).
 	if allOK && rerr == nil {
 		var core transport.Conn
+		coreInRun := false
 		for i, n := range nodes {
-			if n.Core && i < len(conns) {
-				core = conns[i]
+			if n.Core {
+				coreInRun = true
+				if i < len(conns) {
+					core = conns[i]
+				}
 			}
 		}
 		popts, err := postOptions(inv, rf, rf.NoResync, rf.NoPost)
@@ -326,6 +330,10 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 		case err != nil:
 			rep.Notes = append(rep.Notes, "post-operations: "+err.Error())
 			codes = append(codes, exitFailed)
+		case !coreInRun:
+			// A partial restore (--allow-partial) that leaves the core out:
+			// the post-operations belong to the core's restore.
+			rep.Notes = append(rep.Notes, "post-operations not run: the core node was not part of this partial restore (run prapush post once it is restored)")
 		case core == nil:
 			rep.Notes = append(rep.Notes, "post-operations: the core node is not connected: run prapush post "+rf.RunID)
 			codes = append(codes, exitFailed)
