@@ -203,30 +203,49 @@ func Restore(ctx context.Context, o RestoreOptions) error {
 	}
 	// 1. Claim every node that is not yet: the lock before any change.
 	var busy []error
+	var unclaimed []string
 	e.parallel(ctx, filter(all, func(i int) bool { return st.Nodes[i].Phase == PhasePlanned }), func(ctx context.Context, i int) {
-		if err := e.claim(ctx, i); errors.Is(err, ErrBusy) {
-			e.mu.Lock()
+		err := e.claim(ctx, i)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		switch {
+		case errors.Is(err, ErrBusy):
 			busy = append(busy, err)
-			e.mu.Unlock()
+		case err != nil && ctx.Err() == nil:
+			unclaimed = append(unclaimed, st.Nodes[i].Plan.Node)
 		}
 	})
-	if len(busy) > 0 || e.anyFailed() {
+	if len(busy) > 0 {
 		e.cancelWaiting(ctx, "")
-		if len(busy) > 0 {
-			return errors.Join(busy...)
-		}
+		return errors.Join(busy...)
+	}
+	// A node that could not be claimed is not locked: no stage may start,
+	// and every wrapper already waiting is cancelled (its lock released).
+	if len(unclaimed) > 0 {
+		slices.Sort(unclaimed)
+		e.cancelWaiting(ctx, "not started: "+strings.Join(unclaimed, ", ")+" could not be claimed")
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return e.interrupted(ctx)
 	}
-	// 2. BlueMind stopped everywhere before the first stage (domain §6).
+	// 2. BlueMind stopped everywhere before the first stage (domain §6):
+	// no stage starts while BlueMind may still run on any node.
+	var unstopped []string
 	e.parallel(ctx, filter(all, func(i int) bool { return st.Nodes[i].Phase == PhaseClaimed }), func(ctx context.Context, i int) {
-		e.stopBlueMind(ctx, i)
+		if err := e.stopBlueMind(ctx, i); err != nil && ctx.Err() == nil {
+			e.mu.Lock()
+			unstopped = append(unstopped, st.Nodes[i].Plan.Node)
+			e.mu.Unlock()
+		}
 	})
-	if e.anyFailed() {
-		e.cancelWaiting(ctx, "BlueMind could not be stopped on every node")
+	if len(unstopped) > 0 {
+		slices.Sort(unstopped)
+		e.cancelWaiting(ctx, "not started: BlueMind could not be stopped on "+strings.Join(unstopped, ", "))
 		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return e.interrupted(ctx)
 	}
 	// 3. The stages.
 	for _, stage := range e.stages() {
@@ -326,17 +345,6 @@ func (e *engine) blocker(stage []int) string {
 	return ""
 }
 
-func (e *engine) anyFailed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, n := range e.o.State.Nodes {
-		if n.Status == RestoreFailed || n.Status == RestorePartial {
-			return true
-		}
-	}
-	return false
-}
-
 // mutate changes node i's run under the lock and saves the state.
 func (e *engine) mutate(i int, fn func(n *NodeRun)) {
 	e.mu.Lock()
@@ -383,6 +391,13 @@ func (e *engine) fail(i int, status, reason string) {
 	e.obs.NodeEvent(e.o.State.Nodes[i].Plan.Node, "restore", status+": "+reason)
 }
 
+// notStarted records why node i could not be prepared; its phase stays, so
+// that cancelWaiting releases whatever wrapper it may have.
+func (e *engine) notStarted(i int, reason string) {
+	e.mutate(i, func(n *NodeRun) { n.Status, n.Reason = RestoreNotStarted, reason })
+	e.obs.NodeEvent(e.o.State.Nodes[i].Plan.Node, "restore", RestoreNotStarted+": "+reason)
+}
+
 // claim creates node i's run directory and waiting wrapper.
 func (e *engine) claim(ctx context.Context, i int) error {
 	name := e.o.State.Nodes[i].Plan.Node
@@ -390,7 +405,7 @@ func (e *engine) claim(ctx context.Context, i int) error {
 	out, err := e.send(ctx, i, claimCmd(e.o.RunsRoot, e.o.State.RunID, e.o.State.Nodes[i].Plan, !e.o.noProcCheck))
 	if err != nil {
 		if ctx.Err() == nil {
-			e.fail(i, RestoreNotStarted, err.Error())
+			e.notStarted(i, "claim: "+err.Error())
 		}
 		return err
 	}
@@ -401,7 +416,7 @@ func (e *engine) claim(ctx context.Context, i int) error {
 			e.mutate(i, func(n *NodeRun) { n.Status, n.Reason = RestoreNotStarted, string(r.Value) })
 			return fmt.Errorf("claim %s: %s: %w", name, r.Value, ErrBusy)
 		case "err":
-			e.fail(i, RestoreNotStarted, "claim: "+string(r.Value))
+			e.notStarted(i, "claim: "+string(r.Value))
 			return errors.New(string(r.Value))
 		case "pid":
 			e.mutate(i, func(n *NodeRun) { n.Phase, n.Status = PhaseClaimed, RestoreNotStarted })
@@ -409,19 +424,22 @@ func (e *engine) claim(ctx context.Context, i int) error {
 		}
 	}
 	err = fmt.Errorf("claim %s: no answer from the claim script: %w", name, errors.Join(perr, errors.New("incomplete output")))
-	e.fail(i, RestoreNotStarted, err.Error())
+	e.notStarted(i, err.Error())
 	return err
 }
 
-func (e *engine) stopBlueMind(ctx context.Context, i int) {
+// stopBlueMind runs bmctl stop on node i; on failure the node stays
+// claimed (its waiting wrapper is cancelled with the others).
+func (e *engine) stopBlueMind(ctx context.Context, i int) error {
 	e.obs.NodeEvent(e.o.State.Nodes[i].Plan.Node, "stop", "bmctl stop")
 	if _, err := e.send(ctx, i, stopBlueMindCmd()); err != nil {
 		if ctx.Err() == nil {
-			e.fail(i, RestoreNotStarted, err.Error())
+			e.notStarted(i, err.Error())
 		}
-		return
+		return err
 	}
 	e.mutate(i, func(n *NodeRun) { n.Phase = PhaseStopped })
+	return nil
 }
 
 // cancelWaiting cancels the wrappers still waiting for "go" (their lock is
@@ -431,7 +449,11 @@ func (e *engine) cancelWaiting(ctx context.Context, why string) {
 	defer cancel()
 	var idx []int
 	for i, n := range e.o.State.Nodes {
-		if n.Phase == PhaseClaimed || n.Phase == PhaseStopped {
+		// A node whose claim failed may still have a wrapper (the
+		// connection died after it started): cancel it too, when a
+		// command can reach it.
+		planned := n.Phase == PhasePlanned && n.Status == RestoreNotStarted && n.Reason != "" && e.conn(i) != nil
+		if n.Phase == PhaseClaimed || n.Phase == PhaseStopped || planned {
 			idx = append(idx, i)
 		}
 	}

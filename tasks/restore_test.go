@@ -35,7 +35,9 @@ type raNode struct {
 	exit    string // exit status once the body is printed
 	journal *journal
 
-	noMenu bool // the script never shows its menu
+	noMenu    bool // the script never shows its menu
+	failClaim bool // the claim command fails (exit 1)
+	failStop  bool // bmctl stop fails (exit 1)
 	hang   bool // after the body, the last step spins until killed
 
 	mu         sync.Mutex
@@ -93,12 +95,20 @@ func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	switch {
 	case strings.Contains(cmd, "mkfifo input ctl"):
 		f.journal.add(f.name, "claim")
+		if f.failClaim {
+			f.mu.Unlock()
+			return &transport.ExitError{Status: 1, Stderr: "mkdir: read-only file system"}
+		}
 		f.claimed = true
 		f.mu.Unlock()
 		_, _ = io.WriteString(stdout, rec("pid", "42")+rec("end", "ok"))
 		return nil
 	case strings.Contains(cmd, "bmctl stop"):
 		f.journal.add(f.name, "bmctl stop")
+		if f.failStop {
+			f.mu.Unlock()
+			return &transport.ExitError{Status: 1, Stderr: "bmctl: cannot stop bm-core"}
+		}
 	case strings.Contains(cmd, "WORD=go"):
 		f.journal.add(f.name, "go")
 		f.started = true
@@ -588,5 +598,64 @@ func TestRestore_AMalformedRunIDSendsNothing(t *testing.T) {
 		if _, err := ReadRunStatus(context.Background(), fx.nodes[0], id, 0); !errors.Is(err, ErrRunID) {
 			t.Errorf("ReadRunStatus with run id %q = %v, want ErrRunID", id, err)
 		}
+	}
+}
+
+// assertAbortedBeforeAnyStage checks that no script started, that every
+// node that was claimed had its waiting run cancelled (no lock left), and
+// that every node is not-started, done, with a reason.
+func assertAbortedBeforeAnyStage(t *testing.T, fx *restoreFixture, claimed []string) {
+	t.Helper()
+	j := fx.j.all()
+	for _, l := range j {
+		if strings.HasSuffix(l, ": go") || strings.Contains(l, ": answer") {
+			t.Errorf("a script started: %q\n%s", l, strings.Join(j, "\n"))
+		}
+	}
+	for _, n := range claimed {
+		if indexOf(j, n+": cancel") < 0 {
+			t.Errorf("%s's waiting run was not cancelled (its lock stays):\n%s", n, strings.Join(j, "\n"))
+		}
+	}
+	for _, n := range fx.opts.State.Nodes {
+		if n.Status != RestoreNotStarted || n.Phase != PhaseDone || n.Reason == "" {
+			t.Errorf("%s: status %q phase %q reason %q, want not-started, done, with a reason", n.Plan.Node, n.Status, n.Phase, n.Reason)
+		}
+	}
+}
+
+func TestRestore_BmctlStopFailingOnOneNodeStartsNoStage(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.nodes[1].failStop = true
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	assertAbortedBeforeAnyStage(t, fx, []string{"a", "b", "core"})
+	b := fx.opts.State.Nodes[1]
+	if !strings.Contains(b.Reason, "bmctl stop") || !strings.Contains(b.Reason, "cannot stop bm-core") {
+		t.Errorf("b's reason %q does not say bmctl stop failed", b.Reason)
+	}
+	if a := fx.opts.State.Nodes[0]; !strings.Contains(a.Reason, "could not be stopped on b") {
+		t.Errorf("a's reason %q does not name b", a.Reason)
+	}
+}
+
+func TestRestore_ANodeThatCannotBeClaimedStartsNoStage(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.nodes[2].failClaim = true
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	assertAbortedBeforeAnyStage(t, fx, []string{"a", "b", "core"})
+	for _, l := range fx.j.all() {
+		if strings.HasSuffix(l, ": bmctl stop") {
+			t.Errorf("BlueMind stopped although a node is not locked: %q", l)
+		}
+	}
+	if core := fx.opts.State.Nodes[2]; !strings.Contains(core.Reason, "read-only file system") {
+		t.Errorf("core's reason %q does not say why its claim failed", core.Reason)
+	}
+	if a := fx.opts.State.Nodes[0]; !strings.Contains(a.Reason, "core could not be claimed") {
+		t.Errorf("a's reason %q does not name core", a.Reason)
 	}
 }
