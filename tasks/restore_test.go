@@ -38,7 +38,7 @@ type raNode struct {
 	noMenu    bool // the script never shows its menu
 	failClaim bool // the claim command fails (exit 1)
 	failStop  bool // bmctl stop fails (exit 1)
-	hang   bool // after the body, the last step spins until killed
+	hang      bool // after the body, the last step spins until killed
 
 	mu         sync.Mutex
 	claimed    bool
