@@ -3,6 +3,8 @@ package tasks
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -541,6 +543,109 @@ type follower struct {
 	stepName string
 	menuDue  time.Time
 	kill     bool
+	// Found while replaying, acted on once the replay is known to be
+	// the node's output.
+	menu        *Event
+	promptAgain bool
+}
+
+// writerFunc adapts a function to io.Writer.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// sameOutput reports the size of node i's output and whether the local
+// log's first n bytes are exactly its first n bytes.
+func (e *engine) sameOutput(ctx context.Context, i int, n int64) (int64, bool, error) {
+	name := e.o.State.Nodes[i].Plan.Node
+	out, err := e.send(ctx, i, verifyLogCmd(e.o.RunsRoot, e.o.State.RunID, n))
+	if err != nil {
+		return 0, false, err
+	}
+	recs, perr := ParseRecords([]byte(out))
+	var size int64 = -1
+	var sum string
+	done := false
+	for _, r := range recs {
+		switch r.Key {
+		case "missing":
+			return 0, false, errors.New("the node has no output file")
+		case "size":
+			size, _ = strconv.ParseInt(strings.TrimSpace(string(r.Value)), 10, 64)
+		case "sum":
+			sum = strings.TrimSpace(string(r.Value))
+		case "end":
+			done = true
+		}
+	}
+	if !done || size < 0 {
+		return 0, false, fmt.Errorf("read the output's size: %w", errors.Join(perr, errors.New("incomplete output")))
+	}
+	if size < n || sum == "" {
+		return size, false, nil
+	}
+	r, err := e.o.Logs.Replay(name)
+	if err != nil {
+		return 0, false, fmt.Errorf("open the local log: %w", err)
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(h, r, n); err != nil {
+		return 0, false, fmt.Errorf("read the local log: %w", err)
+	}
+	return size, hex.EncodeToString(h.Sum(nil)) == sum, nil
+}
+
+// replayLocal feeds the first n bytes of node's local log to fn.
+func (e *engine) replayLocal(node string, n int64, fn func([]byte)) error {
+	r, err := e.o.Logs.Replay(node)
+	if err != nil {
+		return fmt.Errorf("open the local log: %w", err)
+	}
+	defer r.Close()
+	buf := make([]byte, 32<<10)
+	var read int64
+	for read < n {
+		k, rerr := r.Read(buf[:min(int64(len(buf)), n-read)])
+		read += int64(k)
+		fn(buf[:k])
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read the local log: %w", rerr)
+		}
+	}
+	return nil
+}
+
+// afterReplay acts on what the replay found, now known to be the node's
+// own output: a menu not yet answered is answered (answerCmd refuses a
+// second answer), a menu shown again stops the script, and the running
+// step's time limit counts from when it started.
+func (fl *follower) afterReplay(ctx context.Context) {
+	e, i := fl.e, fl.i
+	if fl.menu != nil {
+		ev := *fl.menu
+		fl.menu = nil
+		fl.handle(ctx, ev)
+	}
+	if fl.promptAgain && !fl.kill {
+		fl.handle(ctx, Event{Kind: EventPromptAgain})
+	}
+	if fl.stepName != "" {
+		if d := StepTimeout(fl.node, e.o.StepTimeout, fl.stepName); d > 0 {
+			e.mu.Lock()
+			steps := e.o.State.Nodes[i].Steps
+			e.mu.Unlock()
+			for j := len(steps) - 1; j >= 0; j-- {
+				if steps[j].Name == fl.stepName && steps[j].Status == StepRunning {
+					fl.stepDue = steps[j].StartedAt.Add(d)
+					break
+				}
+			}
+		}
+	}
 }
 
 func (e *engine) follow(ctx context.Context, i int) {
@@ -557,36 +662,6 @@ func (e *engine) follow(ctx context.Context, i int) {
 	if st.Nodes[i].Phase != PhaseAnswered {
 		fl.menuDue = time.Now().Add(e.o.MenuTimeout)
 	}
-	// Replay what the local log holds: the parser's state (menu answered
-	// or not, current step) comes back; the steps keep their recorded times.
-	if off > 0 {
-		e.mutate(i, func(n *NodeRun) {
-			fl.saved = n.Steps
-			n.Steps, n.Tagged, n.FailSeen, n.FalseSuccess = nil, nil, false, ""
-		})
-		fl.replay = true
-		r, err := e.o.Logs.Replay(name)
-		if err == nil {
-			buf := make([]byte, 32<<10)
-			var read int64
-			for read < off {
-				n, rerr := r.Read(buf[:min(int64(len(buf)), off-read)])
-				read += int64(n)
-				for _, ev := range p.Feed(buf[:n]) {
-					fl.handle(ctx, ev)
-				}
-				if rerr != nil {
-					break
-				}
-			}
-			r.Close()
-		}
-		fl.replay = false
-	}
-	if fl.kill {
-		fl.stop(ctx, "")
-		return
-	}
 	stat, err := e.status(ctx, i, 0)
 	if err != nil {
 		e.mutate(i, func(n *NodeRun) { n.Reason = "cannot read the run's state: " + err.Error() })
@@ -594,6 +669,50 @@ func (e *engine) follow(ctx context.Context, i int) {
 	}
 	if stat.Missing || stat.PID <= 0 {
 		e.fail(i, RestoreFailed, "the run directory is gone from the node, or has no wrapper pid")
+		return
+	}
+	// Replay what was already output: the parser's state (menu answered or
+	// not, current step) comes back; the steps keep their recorded times.
+	// The local log is replayed only when it is exactly the node's output
+	// so far (two followers may have appended to it); otherwise the node's
+	// own output is. Replayed events never act by themselves: what they
+	// call for is decided afterwards, against the node.
+	if off > 0 {
+		e.mutate(i, func(n *NodeRun) {
+			fl.saved = n.Steps
+			n.Steps, n.Tagged, n.FailSeen, n.FalseSuccess = nil, nil, false, ""
+		})
+		fl.replay = true
+		replay := func(b []byte) {
+			for _, ev := range p.Feed(b) {
+				fl.handle(ctx, ev)
+			}
+		}
+		size, same, err := e.sameOutput(ctx, i, off)
+		switch {
+		case err != nil:
+			fl.replay = false
+			e.mutate(i, func(n *NodeRun) { n.Reason = "cannot compare the local log with the node's output: " + err.Error() })
+			return
+		case same:
+			err = e.replayLocal(name, off, replay)
+		default:
+			e.obs.NodeEvent(name, "restore", fmt.Sprintf("the local log (%d bytes) is not the node's output (%d bytes): replaying the node's", off, size))
+			err = e.conn(i).Run(ctx, posixSh(headCmd(e.o.RunsRoot, st.RunID, size).Line), nil, writerFunc(func(b []byte) (int, error) {
+				replay(b)
+				return len(b), nil
+			}), nil)
+			off = size
+		}
+		fl.replay = false
+		if err != nil {
+			e.mutate(i, func(n *NodeRun) { n.Reason = "replaying the output: " + err.Error() })
+			return
+		}
+		fl.afterReplay(ctx)
+	}
+	if fl.kill {
+		fl.stop(ctx, "")
 		return
 	}
 	fctx, cancel := context.WithCancel(ctx)
@@ -716,6 +835,10 @@ func (fl *follower) handle(ctx context.Context, ev Event) {
 		if nr.Phase == PhaseAnswered || fl.kill {
 			return
 		}
+		if fl.replay {
+			fl.menu = &ev
+			return
+		}
 		want := nr.Plan.MenuLine
 		got := ""
 		for _, m := range ev.Menu {
@@ -732,8 +855,9 @@ func (fl *follower) handle(ctx context.Context, ev Event) {
 			e.mutate(i, func(n *NodeRun) { n.Reason = reason })
 			return
 		}
-		out, err := e.send(ctx, i, answerCmd(e.o.RunsRoot, e.o.State.RunID, nr.Plan.MenuIndex))
-		if err == nil && !strings.Contains(out, "@@prapush sent") {
+		out, err := e.send(ctx, i, answerCmd(e.o.RunsRoot, e.o.State.RunID, nr.Plan.MenuIndex, ev.End))
+		already := strings.Contains(out, "@@prapush already")
+		if err == nil && !already && !strings.Contains(out, "@@prapush sent") {
 			err = errors.New("the script is gone")
 		}
 		if err != nil {
@@ -743,9 +867,17 @@ func (fl *follower) handle(ctx context.Context, ev Event) {
 		}
 		fl.menuDue = time.Time{}
 		e.mutate(i, func(n *NodeRun) { n.Phase = PhaseAnswered })
+		if already {
+			e.obs.NodeEvent(nr.Plan.Node, "restore", "menu already answered on the node: not answered again")
+			return
+		}
 		e.obs.NodeEvent(nr.Plan.Node, "restore", fmt.Sprintf("menu verified, answered %d (%s)", nr.Plan.MenuIndex, strings.ReplaceAll(want, "\t", " ")))
 	case EventPromptAgain:
 		if fl.kill {
+			return
+		}
+		if fl.replay {
+			fl.promptAgain = true
 			return
 		}
 		fl.kill = true

@@ -3,6 +3,8 @@ package tasks
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -45,6 +47,7 @@ type raNode struct {
 	started    bool
 	answered   chan int
 	answeredOK bool
+	refused    bool
 	exitNow    string
 }
 
@@ -93,6 +96,20 @@ func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	}
 	f.mu.Lock()
 	switch {
+	case strings.Contains(cmd, "sha256sum"):
+		f.journal.add(f.name, "verify log")
+		n := numberAfter(cmd, "head -c ")
+		out := f.output()
+		sum := sha256.Sum256(out[:min(n, len(out))])
+		f.mu.Unlock()
+		_, _ = io.WriteString(stdout, rec("size", strconv.Itoa(len(out)))+rec("sum", hex.EncodeToString(sum[:])+"  -")+rec("end", "ok"))
+		return nil
+	case strings.HasPrefix(cmd, "exec head -c "):
+		f.journal.add(f.name, "read output")
+		out := f.output()
+		f.mu.Unlock()
+		_, _ = stdout.Write(out[:min(numberAfter(cmd, "head -c "), len(out))])
+		return nil
 	case strings.Contains(cmd, "mkfifo input ctl"):
 		f.journal.add(f.name, "claim")
 		if f.failClaim {
@@ -176,6 +193,33 @@ func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	return nil
 }
 
+// numberAfter returns the decimal number that follows prefix in s.
+func numberAfter(s, prefix string) int {
+	n := 0
+	if i := strings.Index(s, prefix); i >= 0 {
+		for _, c := range s[i+len(prefix):] {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+	}
+	return n
+}
+
+// output returns what the script has written so far (the run's output
+// file); f.mu is held.
+func (f *raNode) output() []byte {
+	out := append([]byte(nil), f.menu...)
+	if f.answeredOK {
+		out = append(out, f.body...)
+	}
+	if f.refused {
+		out = append(out, f.menu...)
+	}
+	return out
+}
+
 // follow plays the script from byte offset: the menu, then the body after
 // the right answer, or the menu again after a wrong one and nothing more
 // until killed.
@@ -196,6 +240,9 @@ func (f *raNode) follow(ctx context.Context, w io.Writer, offset int) error {
 		select {
 		case n := <-f.answered:
 			if n != f.index {
+				f.mu.Lock()
+				f.refused = true
+				f.mu.Unlock()
 				_, _ = w.Write(f.menu)
 				<-ctx.Done()
 				return context.Cause(ctx)
@@ -657,5 +704,80 @@ func TestRestore_ANodeThatCannotBeClaimedStartsNoStage(t *testing.T) {
 	}
 	if a := fx.opts.State.Nodes[0]; !strings.Contains(a.Reason, "core could not be claimed") {
 		t.Errorf("a's reason %q does not name core", a.Reason)
+	}
+}
+
+func TestRestore_AttachWithADuplicatedLocalLogKillsNothing(t *testing.T) {
+	fx := newRestoreFixture(t)
+	fx.opts.Detach = true
+	if err := Restore(context.Background(), fx.opts); !errors.Is(err, ErrDetached) {
+		t.Fatalf("Restore = %v, want ErrDetached", err)
+	}
+	// Two followers appended the same output: the local log holds the
+	// menu (and its prompt) twice.
+	logPath := filepath.Join(fx.opts.Logs.(dirLogs).dir, "a.log")
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(logPath, append(b, b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fx.opts.Detach = false
+	if err := Restore(context.Background(), fx.opts); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	j := fx.j.all()
+	if indexOf(j, "a: kill") >= 0 {
+		t.Fatalf("a healthy restore was killed because of its local log:\n%s", strings.Join(j, "\n"))
+	}
+	if indexOf(j, "a: read output") < 0 {
+		t.Errorf("a's state was not replayed from the node's output:\n%s", strings.Join(j, "\n"))
+	}
+	if got := strings.Join(fx.statuses(), " "); got != "a=success b=success core=success" {
+		t.Fatalf("statuses %s\n%s", got, strings.Join(j, "\n"))
+	}
+	answers := 0
+	for _, l := range j {
+		if l == "a: answer 3" {
+			answers++
+		}
+	}
+	if answers != 1 {
+		t.Errorf("a answered %d times, want once", answers)
+	}
+}
+
+func TestRestore_AttachKeepsTheTimeLimitOfTheRunningStep(t *testing.T) {
+	fx := newRestoreFixture(t)
+	spin := "This server is tagged as bm/conf\n\rWaiting for ES cluster is up -\rWaiting for ES cluster is up \\"
+	b := fx.nodes[1]
+	b.body, b.hang, b.answeredOK = spin, true, true
+	started := time.Now().UTC().Add(-time.Hour) // over the step's 30 min default
+	st := fx.opts.State
+	for _, k := range []int{0, 2} {
+		st.Nodes[k].Phase, st.Nodes[k].Status = PhaseDone, RestoreSuccess
+	}
+	st.Nodes[1].Phase, st.Nodes[1].Status = PhaseAnswered, RestoreRunning
+	st.Nodes[1].Steps = []StepRecord{{Name: "Waiting for ES cluster is up", Status: StepRunning, StartedAt: started}}
+	logPath := filepath.Join(fx.opts.Logs.(dirLogs).dir, "b.log")
+	if err := os.WriteFile(logPath, append(append([]byte(nil), b.menu...), spin...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Without the limit the follow would never end: bound the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := Restore(ctx, fx.opts); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	n := st.Nodes[1]
+	if !n.TimedOut || n.TimeoutWhat != "Waiting for ES cluster is up" {
+		t.Fatalf("b: timed out %v (%q), %s: %s", n.TimedOut, n.TimeoutWhat, n.Status, n.Reason)
+	}
+	if indexOf(fx.j.all(), "b: kill") < 0 {
+		t.Errorf("b not stopped:\n%s", strings.Join(fx.j.all(), "\n"))
+	}
+	if len(n.Steps) == 0 || !n.Steps[0].StartedAt.Equal(started) || n.Steps[0].Status != StepStopped {
+		t.Errorf("b steps %+v: want the step stopped, with its recorded start", n.Steps)
 	}
 }

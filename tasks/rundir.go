@@ -145,19 +145,49 @@ rec end ok
 	return Command{Line: b.String(), Mutating: true, What: word + " the run"}
 }
 
-// answerCmd writes the menu answer "<index>\n" into the script's stdin.
+// answerCmd writes the menu answer "<index>\n" into the script's stdin,
+// once: it records "already" instead when the run was answered before (its
+// answered file, or output other than blanks after the prompt, which ends
+// at byte promptEnd: the workstation died before it saved the answer).
 // Mutating.
-func answerCmd(runsRoot, runID string, index int) Command {
+func answerCmd(runsRoot, runID string, index int, promptEnd int64) Command {
 	var b strings.Builder
 	b.WriteString(factsPrelude)
 	b.WriteString(setVar("RUN", runDir(runsRoot, runID)))
 	b.WriteString(aliveFn)
-	b.WriteString(`if ! alive "$RUN"; then rec dead 1; rec end ok; exit 0; fi
+	b.WriteString(`if [ -e "$RUN/answered" ]; then rec already "$(head -c 20 "$RUN/answered")"; rec end ok; exit 0; fi
+x=$(tail -c +` + strconv.FormatInt(promptEnd+1, 10) + ` "$RUN/output" 2>/dev/null | head -c 4096 | tr -d ' \t\r\n' | head -c 1)
+if [ -n "$x" ]; then rec already output; rec end ok; exit 0; fi
+if ! alive "$RUN"; then rec dead 1; rec end ok; exit 0; fi
 printf '%s\n' ` + strconv.Itoa(index) + ` 1<>"$RUN/input"
+echo ` + strconv.Itoa(index) + ` > "$RUN/answered"
 rec sent 1
 rec end ok
 `)
 	return Command{Line: b.String(), Mutating: true, What: "answer the menu"}
+}
+
+// verifyLogCmd reads the size of the run's output and the SHA-256 of its
+// first n bytes: attach replays its local log only when it is exactly the
+// node's output so far. Read-only.
+func verifyLogCmd(runsRoot, runID string, n int64) Command {
+	var b strings.Builder
+	b.WriteString(factsPrelude)
+	b.WriteString(setVar("RUN", runDir(runsRoot, runID)))
+	b.WriteString(`[ -r "$RUN/output" ] || { rec missing 1; rec end ok; exit 0; }
+rec size "$(wc -c < "$RUN/output" | tr -dc 0-9)"
+has sha256sum && rec sum "$(head -c ` + strconv.FormatInt(n, 10) + ` "$RUN/output" | sha256sum | cut -c1-64)"
+rec end ok
+`)
+	return Command{Line: b.String(), What: "compare the local log with the node's output"}
+}
+
+// headCmd streams the first n bytes of the run's output. Read-only.
+func headCmd(runsRoot, runID string, n int64) Command {
+	return Command{
+		Line: "exec head -c " + strconv.FormatInt(n, 10) + " " + transport.QuoteArg(runDir(runsRoot, runID)+"/output"),
+		What: "read the node's output",
+	}
 }
 
 // killCmd stops the run's whole process group (TERM, then KILL after 3 s)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -230,5 +231,75 @@ func TestRunDir_ASecondClaimOnTheNodeIsBusy(t *testing.T) {
 			t.Fatal("the cancelled run never wrote its exit status")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// answerCounter counts the answers the node says it wrote into the
+// script's stdin.
+type answerCounter struct {
+	transport.Conn
+	mu            sync.Mutex
+	sent, already int
+}
+
+func (c *answerCounter) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if !strings.Contains(cmd, `/input"`) {
+		return c.Conn.Run(ctx, cmd, stdin, stdout, stderr)
+	}
+	var out strings.Builder
+	err := c.Conn.Run(ctx, cmd, stdin, io.MultiWriter(stdout, &out), stderr)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if strings.Contains(out.String(), "@@prapush sent ") {
+		c.sent++
+	}
+	if strings.Contains(out.String(), "@@prapush already ") {
+		c.already++
+	}
+	return err
+}
+
+func TestRunDir_AnAnswerNotRecordedLocallyIsNotSentTwice(t *testing.T) {
+	for _, proof := range []string{"answered file", "output after the prompt"} {
+		t.Run(proof, func(t *testing.T) {
+			lr := newLocalRun(t, "sh")
+			ac := &answerCounter{Conn: lr.opts.Conns[0]}
+			lr.opts.Conns[0] = ac
+			lr.opts.Detach = true
+			if err := Restore(context.Background(), lr.opts); !errors.Is(err, ErrDetached) {
+				t.Fatalf("Restore = %v, want ErrDetached", err)
+			}
+			// The workstation died after the answer, before it saved the
+			// phase.
+			lr.opts.State.Nodes[0].Phase = PhaseStarted
+			if proof == "output after the prompt" {
+				// It died between writing the answer and its answered file:
+				// only the script's output shows the answer.
+				if err := os.Remove(filepath.Join(lr.runDir(), "answered")); err != nil {
+					t.Fatal(err)
+				}
+				// And the script ended meanwhile.
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					if _, err := os.Stat(filepath.Join(lr.runDir(), "exit")); err == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the script never ended")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			lr.opts.Detach = false
+			if err := Restore(context.Background(), lr.opts); err != nil {
+				t.Fatalf("attach: %v", err)
+			}
+			if n := lr.opts.State.Nodes[0]; n.Status != RestoreSuccess {
+				t.Fatalf("status %s (%s)", n.Status, n.Reason)
+			}
+			if ac.sent != 1 || ac.already != 1 {
+				t.Errorf("answers written %d, refused as already answered %d; want 1 and 1", ac.sent, ac.already)
+			}
+		})
 	}
 }

@@ -43,6 +43,9 @@ type Event struct {
 	Text         string
 	Menu         []MenuLine
 	MenuComplete bool
+	// End is, for EventMenu, the offset in the output just after the
+	// prompt: output beyond it (other than blanks) proves an answer.
+	End int64
 }
 
 // falseSuccesses are the messages after which the script exits 0 having
@@ -111,7 +114,7 @@ func (p *OutputParser) Feed(b []byte) []Event {
 			p.menuDone = true
 			entries, _, complete := ParseMenu(p.menu)
 			p.menu = nil
-			evs = append(evs, Event{Kind: EventMenu, Menu: entries, MenuComplete: complete})
+			evs = append(evs, Event{Kind: EventMenu, Menu: entries, MenuComplete: complete, End: end})
 			continue
 		}
 		evs = append(evs, Event{Kind: EventPromptAgain})
