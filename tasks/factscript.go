@@ -137,13 +137,12 @@ for p in "$PROC"/[0-9]*; do
   rec proc "$k ${p##*/} $c $a"
   n=$((n+1))
 done
+# A run is live as the engine sees it: its wrapper's pid runs with the
+# recorded start time, in this boot (run directories are kept: a reused pid
+# or a reboot must not make an old one live).
 for d in "$RUNS"/*/; do
   [ -d "$d" ] || continue
-  for f in pid pgid; do
-    [ -r "$d$f" ] || continue
-    pid=$(head -c 20 "$d$f" 2>/dev/null | tr -dc 0-9)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && rec run.live "${d%/}" && break
-  done
+  alive "${d%/}" && rec run.live "${d%/}"
 done
 # One df for every restored path, each replaced by its nearest existing
 # parent; df -P prints one line per argument, in order.
@@ -215,6 +214,7 @@ func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, r
 		proc = "/proc"
 	}
 	b.WriteString(setVar("PROC", proc))
+	b.WriteString(aliveFn)
 	py := n.Python
 	if py == "" {
 		py = arch.Python

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bytes"
 	"flag"
 	"os"
 	"os/exec"
@@ -198,7 +199,26 @@ func TestFactsScript_SeesRunningRestoreAndBackup(t *testing.T) {
 	start("rsync", "-rltDH", "/var/spool/cyrus/", store+"/dp_spool/rsync/192.168.10.11/mail/imap/3000/")
 	start("other", "bm-pra-restore.py", "rsync", store)
 	live := start("other")
-	writeFile(t, filepath.Join(node.Runs, "run-live", "pid"), strconv.Itoa(live.Process.Pid)+"\n", 0o600)
+	// A run is live only with its pid's start time and this boot's id:
+	// run directories are kept, and a pid is reused after a reboot.
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(live.Process.Pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starttime := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))[19]
+	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ dir, start, boot string }{
+		{"run-live", starttime, string(bootID)},
+		{"run-reused-pid", starttime + "1", string(bootID)},
+		{"run-before-reboot", starttime, "00000000-0000-0000-0000-000000000000\n"},
+	} {
+		writeFile(t, filepath.Join(node.Runs, r.dir, "pid"), strconv.Itoa(live.Process.Pid)+"\n", 0o600)
+		writeFile(t, filepath.Join(node.Runs, r.dir, "starttime"), r.start+"\n", 0o600)
+		writeFile(t, filepath.Join(node.Runs, r.dir, "bootid"), r.boot, 0o600)
+	}
 	writeFile(t, filepath.Join(node.Runs, "run-dead", "pid"), "999999999\n", 0o600)
 	n := testNode("core", "192.168.10.11", true)
 	n.Python, n.RestoreScript = node.Python, node.Script

@@ -113,19 +113,23 @@ rec end ok
 }
 
 // aliveFn is shell: alive DIR succeeds when DIR's wrapper is alive: its pid
-// runs with the recorded start time, in the recorded boot.
-const aliveFn = `alive() {
-  [ -r "$1/pid" ] || return 1
+// runs with the recorded start time, in the recorded boot. Its body is a
+// subshell, so that set -f and set -- do not leak into the caller. PROC
+// (default /proc) lets the facts script's tests point it elsewhere.
+const aliveFn = `alive() (
+  P=${PROC:-/proc}
+  [ -r "$1/pid" ] || exit 1
   ap=$(head -c 20 "$1/pid" 2>/dev/null | tr -dc 0-9)
-  [ -n "$ap" ] && [ -r "/proc/$ap/stat" ] || return 1
-  [ "$(cat "$1/bootid" 2>/dev/null)" = "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" ] || return 1
+  [ -n "$ap" ] && [ -r "$P/$ap/stat" ] || exit 1
+  [ "$(cat "$1/bootid" 2>/dev/null)" = "$(cat "$P/sys/kernel/random/boot_id" 2>/dev/null)" ] || exit 1
   want=$(cat "$1/starttime" 2>/dev/null)
-  as=$(cat "/proc/$ap/stat" 2>/dev/null) || return 1
+  [ -n "$want" ] || exit 1
+  as=$(cat "$P/$ap/stat" 2>/dev/null) || exit 1
   as=${as##*) }
   set -f
   set -- $as
   [ "${20}" = "$want" ]
-}
+)
 `
 
 // runCtlCmd writes word ("go" or "cancel") into the run's ctl FIFO, only
