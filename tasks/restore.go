@@ -129,6 +129,9 @@ type RestoreOptions struct {
 	// the running scripts (a time limit) or leaves them running (Ctrl-C).
 	StopOnCancel func(cause error) bool
 	RunsRoot     string // "" = RunsDir
+	// Parallel is -p/--parallel: at most this many nodes are worked on at
+	// once (claimed, stopped, or restoring within a stage); 0 = all.
+	Parallel int
 	// noProcCheck skips the claim's look for restore processes outside
 	// run directories: tests share their machine with other restores.
 	noProcCheck bool
@@ -296,11 +299,27 @@ func (e *engine) interrupted(ctx context.Context) error {
 	return cause
 }
 
-// parallel runs fn for every index of idx at once and waits.
+// parallel runs fn for every index of idx, at most o.Parallel at once (0 =
+// all), and waits. An index still waiting for its turn when ctx is done is
+// skipped: its phase stays for attach.
 func (e *engine) parallel(ctx context.Context, idx []int, fn func(ctx context.Context, i int)) {
+	var sem chan struct{}
+	if e.o.Parallel > 0 {
+		sem = make(chan struct{}, e.o.Parallel)
+	}
 	var wg sync.WaitGroup
 	for _, i := range idx {
-		wg.Go(func() { fn(ctx, i) })
+		wg.Go(func() {
+			if sem != nil {
+				select {
+				case sem <- struct{}{}:
+					defer func() { <-sem }()
+				case <-ctx.Done():
+					return
+				}
+			}
+			fn(ctx, i)
+		})
 	}
 	wg.Wait()
 }

@@ -40,6 +40,7 @@ type raNode struct {
 	noMenu    bool // the script never shows its menu
 	failClaim bool // the claim command fails (exit 1)
 	failStop  bool // bmctl stop fails (exit 1)
+	barrier   int  // > 0: following goes on once that many are followed
 	hang      bool // after the body, the last step spins until killed
 
 	mu         sync.Mutex
@@ -54,6 +55,8 @@ type raNode struct {
 type journal struct {
 	mu    sync.Mutex
 	lines []string // "node: what"
+
+	following, maxFollowing int // scripts followed at once, and the most
 }
 
 func (j *journal) add(node, what string) {
@@ -180,6 +183,24 @@ func (f *raNode) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 				off = off*10 + int(c-'0')
 			}
 		}
+		f.journal.mu.Lock()
+		f.journal.following++
+		f.journal.maxFollowing = max(f.journal.maxFollowing, f.journal.following)
+		f.journal.mu.Unlock()
+		for {
+			f.journal.mu.Lock()
+			ok := f.journal.maxFollowing >= f.barrier
+			f.journal.mu.Unlock()
+			if ok || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		defer func() {
+			f.journal.mu.Lock()
+			f.journal.following--
+			f.journal.mu.Unlock()
+		}()
 		return f.follow(ctx, stdout, off-1)
 	case strings.Contains(cmd, "time.localtime"):
 		f.journal.add(f.name, "render date")
@@ -779,5 +800,31 @@ func TestRestore_AttachKeepsTheTimeLimitOfTheRunningStep(t *testing.T) {
 	}
 	if len(n.Steps) == 0 || !n.Steps[0].StartedAt.Equal(started) || n.Steps[0].Status != StepStopped {
 		t.Errorf("b steps %+v: want the step stopped, with its recorded start", n.Steps)
+	}
+}
+
+func TestRestore_ParallelBoundsTheNodesOfAStageRunAtOnce(t *testing.T) {
+	for _, tc := range []struct{ parallel, want int }{{0, 2}, {1, 1}} {
+		fx := newRestoreFixture(t)
+		fx.opts.Parallel = tc.parallel
+		// Unbounded, a and b must be followed together: each waits for
+		// the other (a run that serialised them would hit ctx's limit).
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if tc.parallel == 0 {
+			fx.nodes[0].barrier, fx.nodes[1].barrier = 2, 2
+		}
+		if err := Restore(ctx, fx.opts); err != nil {
+			t.Fatalf("parallel %d: Restore: %v\n%s", tc.parallel, err, strings.Join(fx.j.all(), "\n"))
+		}
+		if got := strings.Join(fx.statuses(), " "); got != "a=success b=success core=success" {
+			t.Fatalf("parallel %d: statuses %s", tc.parallel, got)
+		}
+		fx.j.mu.Lock()
+		most := fx.j.maxFollowing
+		fx.j.mu.Unlock()
+		if most != tc.want {
+			t.Errorf("parallel %d: %d scripts followed at once, want %d", tc.parallel, most, tc.want)
+		}
 	}
 }
