@@ -247,6 +247,7 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 	var saveErr error
 	rerr := tasks.Restore(ctx, tasks.RestoreOptions{
 		State: rf.State, Nodes: nodes, Conns: conns, Logs: logs,
+		Parallel:    a.g.parallel,
 		Observer:    obs,
 		StepTimeout: rf.StepTimeout,
 		Detach:      detach,
