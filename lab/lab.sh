@@ -28,6 +28,9 @@ is_node() { [[ -n ${HOST[$1]:-} ]]; }
 need_node() { is_node "${1:-}" || die "unknown node '${1:-}' (nodes: ${NODES[*]})"; }
 
 export LAB_STATE=$STATE LAB_SUBNET=$SUBNET
+# The store each node mounts follows LAB_STATE unless a fault gives one node
+# its own (STORE=...). Set here: docker-compose 1.29 cannot nest ${X:-${Y}}.
+for n in "${NODES[@]}"; do v="LAB_${n^^}_STORE"; export "$v=${!v:-$STATE/backup}"; done
 for n in "${NODES[@]}"; do export "LAB_IP_${n^^}=$(ip_of "$n")"; done
 
 compose() { docker-compose -p "$PROJECT" -f "$COMPOSE_FILE" "$@"; }
