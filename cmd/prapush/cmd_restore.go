@@ -281,6 +281,9 @@ func (a *app) runRestore(ctx context.Context, dir string, rep *report.Report, rf
 	attachHint := false
 	switch {
 	case rerr == nil:
+	case errors.Is(rerr, tasks.ErrRunID):
+		codes = append(codes, exitUsage)
+		rep.Notes = append(rep.Notes, rerr.Error()+": nothing was sent")
 	case errors.Is(rerr, tasks.ErrBusy):
 		codes = append(codes, exitBusy)
 		rep.Notes = append(rep.Notes, rerr.Error()+": nothing was changed")
@@ -645,6 +648,11 @@ func (a *app) loadRun(ref string, useReportDir bool) (*runFile, string, error) {
 		}
 		if rf.Schema != runSchema || rf.State == nil {
 			return nil, "", fmt.Errorf("read %s: not a prapush run state", filepath.Join(d, runFileName))
+		}
+		// The run id names remote paths and units: an edited state.json is
+		// refused here, before any node is contacted.
+		if err := tasks.CheckRunID(rf.RunID); err != nil {
+			return nil, "", fmt.Errorf("read %s: %w", filepath.Join(d, runFileName), err)
 		}
 		if ref != "" && rf.RunID != ref && filepath.Clean(d) != filepath.Clean(ref) && (!useReportDir || d != a.g.reportDir) {
 			continue
