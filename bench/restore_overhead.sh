@@ -15,22 +15,8 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 STEP_SECONDS=${STEP_SECONDS:-0.2}
 cd "$(dirname "$0")/.."
-export LAB_PROJECT=${BENCH_LAB_PROJECT:-prapush-bench} LAB_SUBNET=${BENCH_LAB_SUBNET:-172.29.91.0/24}
-work=$(mktemp -d /tmp/prapush-bench-restore.XXXXXX)
-export LAB_STATE=$work/lab
-# The compose file mounts ../.state/backup unless told otherwise: point every
-# node at this lab's own store, never at the developer's lab/.state.
-for n in CORE MAIL FILES; do export "LAB_${n}_STORE=$LAB_STATE/backup"; done
-cleanup() {
-  lab/lab.sh down >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/prapush" ./cmd/prapush
-lab/lab.sh images bullseye >/dev/null 2>&1 || { echo "lab images: lab/lab.sh images bullseye failed" >&2; exit 1; }
-lab/lab.sh up ok >/dev/null 2>&1 || { echo "lab up failed" >&2; exit 1; }
-inv=$LAB_STATE/inventory.toml
+# shellcheck source=bench/lablib.sh
+. bench/lablib.sh prapush-bench-restore
 nodes=(core mail files)
 
 cid() { docker ps -q --filter "label=com.docker.compose.project=$LAB_PROJECT" --filter "label=com.docker.compose.service=$1"; }
