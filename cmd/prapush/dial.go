@@ -191,6 +191,13 @@ func (a *app) askBecomePassword(au *authenticator, nodes []inventory.Node) error
 	if err != nil {
 		return usageErr("read sudo password: %v", err)
 	}
+	return a.checkBecomePassword(au, sudoNodes, pw)
+}
+
+// checkBecomePassword keeps pw as the sudo password after checking it on
+// the first node of sudoNodes that asks for one; a refusal there stops
+// everything before any other node is tried.
+func (a *app) checkBecomePassword(au *authenticator, sudoNodes []inventory.Node, pw []byte) error {
 	au.becomePass = pw
 	for _, n := range sudoNodes {
 		ctx, cancel := context.WithTimeout(context.Background(), n.SSH.ConnectTimeout+30*time.Second)
