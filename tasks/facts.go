@@ -367,6 +367,9 @@ func ParseFacts(out []byte) (*Facts, error) {
 // newGenFile builds a GenFile from its bytes; a file that could not be read
 // is Ignored, as the script's json.load would fail on it too.
 func newGenFile(name string, body []byte, read bool) GenFile {
+	// A copy: body is a slice of the node's whole facts output, which
+	// would otherwise stay in memory for as long as the facts do.
+	body = bytes.Clone(body)
 	gf := GenFile{Name: name, Content: body, Size: int64(len(body))}
 	sum := sha256.Sum256(body)
 	gf.SHA256 = hex.EncodeToString(sum[:])
