@@ -161,8 +161,5 @@ func TestAttach_RefusedWhileAnotherPrapushFollowsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
-	if code != 0 {
-		t.Errorf("attach after the follower was killed: exit %d\n%s\n%s", code, stdout, stderr)
-	}
+	attachToTheEnd(t, lab, lab.InventoryPath(), dir)
 }

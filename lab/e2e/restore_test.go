@@ -443,16 +443,7 @@ func TestRestore_InterruptedOnceLeavesRestoresRunningThenAttachFinishes(t *testi
 	if r.ExitCode != 130 || r.status("mail") != "running" {
 		t.Errorf("report after Ctrl-C: exit %d, mail %q; want 130, running", r.ExitCode, r.status("mail"))
 	}
-	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
-	if code != 0 {
-		t.Fatalf("attach exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	r = readRestoreReport(t, dir)
-	for _, n := range labtest.Nodes {
-		if got := r.status(n); got != "success" {
-			t.Errorf("%s: %q after attach", n, got)
-		}
-	}
+	attachToTheEnd(t, lab, lab.InventoryPath(), dir)
 }
 
 func TestRestore_DetachExitsSixAndStatusThenAttachFinish(t *testing.T) {
@@ -469,16 +460,7 @@ func TestRestore_DetachExitsSixAndStatusThenAttachFinish(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "waiting to start") {
 		t.Errorf("status exit %d; the core should be waiting to start:\n%s", code, stdout)
 	}
-	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "--report-dir", dir, "attach")
-	if code != 0 {
-		t.Fatalf("attach exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	r = readRestoreReport(t, dir)
-	for _, n := range labtest.Nodes {
-		if got := r.status(n); got != "success" {
-			t.Errorf("%s: %q after attach", n, got)
-		}
-	}
+	attachToTheEnd(t, lab, lab.InventoryPath(), dir)
 }
 
 // The node's network goes away while its script runs: the detached script
@@ -501,16 +483,7 @@ func TestRestore_LostConnectionDuringAStageThenAttach(t *testing.T) {
 	if r.status("core") != "not-started" {
 		t.Errorf("core %q: the next stage must wait for mail", r.status("core"))
 	}
-	stdout, stderr, code := lab.Prapush(t, "-i", inv, "--report-dir", dir, "attach")
-	if code != 0 {
-		t.Fatalf("attach exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	r = readRestoreReport(t, dir)
-	for _, n := range labtest.Nodes {
-		if got := r.status(n); got != "success" {
-			t.Errorf("%s: %q after attach", n, got)
-		}
-	}
+	attachToTheEnd(t, lab, inv, dir)
 }
 
 // The store changes between the plan and the core's stage (a generation
@@ -565,4 +538,21 @@ func TestRestore_LegacyScriptOnOneNode(t *testing.T) {
 	if err != nil || !bytes.Contains(log, []byte("This server is not tagget as")) {
 		t.Errorf("files.log is not a legacy script's output (%v)", err)
 	}
+}
+
+// attachToTheEnd runs `prapush attach` on the run in dir and requires that
+// it exits 0 with every node restored; it returns the report and output.
+func attachToTheEnd(t *testing.T, lab *labtest.Lab, inv, dir string) (*restoreReport, string) {
+	t.Helper()
+	stdout, stderr, code := lab.Prapush(t, "-i", inv, "--report-dir", dir, "attach")
+	if code != 0 {
+		t.Fatalf("attach exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	r := readRestoreReport(t, dir)
+	for _, n := range labtest.Nodes {
+		if got := r.status(n); got != "success" {
+			t.Errorf("%s: %q after attach", n, got)
+		}
+	}
+	return r, stdout + stderr
 }
