@@ -1,16 +1,9 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prapush/prapush/lab/labgen"
 	"github.com/prapush/prapush/lab/labtest"
 )
 
@@ -123,7 +117,7 @@ func setAPIKnobs(t *testing.T, lab *labtest.Lab, knobs string) {
 }
 
 // installCertificate puts a certificate for the lab's external URL, its key
-// and its CA (generated now: no key material is committed) where BlueMind
+// and its CA (labgen makes them now: no key material is committed) where BlueMind
 // keeps them, as after a restore, and returns the file's content.
 func installCertificate(t *testing.T, lab *labtest.Lab) string {
 	t.Helper()
@@ -135,34 +129,10 @@ func installCertificate(t *testing.T, lab *labtest.Lab) string {
 	if m == nil {
 		t.Fatal("no external_url in the lab inventory")
 	}
-	host := string(m[1])
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	content, err := labgen.SelfSignedPEM(string(m[1]), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "prapush lab CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour)}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := func(typ string, b []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b})) }
-	content := enc("CERTIFICATE", der) + enc("PRIVATE KEY", keyDER) + enc("CERTIFICATE", caDER)
 	coreExec(t, lab, "sh", "-c", `mkdir -p /etc/ssl/certs && printf '%s' "$1" >/etc/ssl/certs/bm_cert.pem`, "sh", content)
 	return content
 }
