@@ -12,7 +12,7 @@ func checkBackupMounted(e *nodeEnv) (Status, string) {
 	}
 	mp := f.StoreMountPoint
 	if mp == "" {
-		return Warn, "cannot tell the mount point of " + StoreDir + " (stat --format %m gave nothing)"
+		return Warn, "cannot tell the mount point of " + StoreDir + " (no mount above it in /proc/self/mountinfo)"
 	}
 	desc := "mounted at " + mp
 	if f.MountSource != "" {

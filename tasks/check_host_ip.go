@@ -8,7 +8,7 @@ func checkHostIP(e *nodeEnv) (Status, string) {
 	ip := e.Node.IP.String()
 	have := e.Facts.IPv4
 	if len(have) == 0 {
-		return Fail, "no IPv4 address found (ip addr gave none), expected " + ip
+		return Fail, "no IPv4 address found on the node, expected " + ip
 	}
 	if !slices.Contains(have, ip) {
 		return Fail, ip + " is not among the node's addresses " + list(have)

@@ -102,6 +102,8 @@ func runNodeChecks(arch inventory.Architecture, all []NodeResult, i int, gen *ge
 		if r.FactsErr != nil {
 			reason += ": " + r.FactsErr.Error()
 		}
+	case r.Facts.ReadErr != "":
+		reason = "facts incomplete: " + r.Facts.ReadErr
 	}
 	env := &nodeEnv{Arch: arch, Node: r.Node, Facts: r.Facts, Result: r, All: all, Gen: gen}
 	for _, c := range factsChecks {

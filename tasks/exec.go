@@ -45,7 +45,7 @@ func Exec(ctx context.Context, opts Options, cmd []string, out func(node string,
 		defer mu.Unlock()
 		out(node, stream, l)
 	}
-	f, results := connect(ctx, opts, false)
+	f, results := connect(ctx, opts, false, nil)
 	defer f.Close()
 	res := make([]ExecResult, len(opts.Nodes))
 	obs := opts.observer()

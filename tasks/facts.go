@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -101,7 +102,10 @@ type Facts struct {
 	TokenPresent bool // bm-core.tok exists and is not empty; its content is never read
 	ServerUID    string
 
-	IPv4 []string // in `ip addr` order, as the script reads them
+	// IPv4 are the node's addresses: in `ip addr` order (the script's)
+	// when that order matters, i.e. when more than one of them has a part
+	// directory; otherwise in /proc/net/fib_trie's order.
+	IPv4 []string
 
 	StoreIsDir       bool
 	StoreHasTemp     bool
@@ -118,9 +122,9 @@ type Facts struct {
 
 	DiskAvailMB map[string]int64 // restored path → free MB under it (-1 unknown)
 
-	TZLink   string // readlink /etc/localtime
+	TZLink   string // readlink /etc/localtime, unless /etc/timezone names its zone
 	TZFile   string // /etc/timezone
-	TZOffset string // date +%z
+	TZOffset string // date +%z, when no zone name is known or for a restore plan
 
 	ProbeUID int    // owner uid of this node's probe; -1 when not created
 	ProbeErr string // why the probe could not be created
@@ -130,9 +134,12 @@ type Facts struct {
 	ProbesMissing []string // other nodes' probe names never seen
 	ProbeRemoved  bool
 	ProbeRmErr    string
-	SharedErr     error            // the cross-node phase did not complete
-	LocalDates    map[int64]string // protection time (s) → date rendered by the node
-	location      *time.Location   // set by ParseFacts
+	SharedErr     error // the cross-node phase did not complete
+	// ReadErr says which facts are missing because the files could not all
+	// be read (awk missing, or stopped by a read error); "" when complete.
+	ReadErr    string
+	LocalDates map[int64]string // protection time (s) → date rendered by the node
+	location   *time.Location   // set by ParseFacts
 }
 
 // Package is one installed package.
@@ -157,6 +164,8 @@ func ParseFacts(out []byte) (*Facts, error) {
 	var pendingGen string
 	havePending := false
 	var dfPaths, datesIn, datesOut []string
+	probeOwn, filesDone, procsDone := false, false, false
+	awkStatus, procsStatus := "", ""
 	for _, r := range recs {
 		v := string(r.Value)
 		switch r.Key {
@@ -271,10 +280,11 @@ func ParseFacts(out []byte) (*Facts, error) {
 		case "proc":
 			kind, proc, _ := strings.Cut(v, " ")
 			proc = strings.Join(strings.Fields(proc), " ")
-			switch kind {
-			case "restore":
+			// The /proc scan may run twice (see the script): once each.
+			switch {
+			case kind == "restore" && !slices.Contains(f.RestoreProcesses, proc):
 				f.RestoreProcesses = append(f.RestoreProcesses, proc)
-			case "rsync":
+			case kind == "rsync" && !slices.Contains(f.RsyncProcesses, proc):
 				f.RsyncProcesses = append(f.RsyncProcesses, proc)
 			}
 		case "run.live":
@@ -305,6 +315,16 @@ func ParseFacts(out []byte) (*Facts, error) {
 			f.TZFile = strings.TrimSpace(v)
 		case "tz.offset":
 			f.TZOffset = strings.TrimSpace(v)
+		case "probe.own":
+			probeOwn = true
+		case "awk":
+			awkStatus = strings.TrimSpace(v)
+		case "awk.procs":
+			procsStatus = strings.TrimSpace(v)
+		case "files":
+			filesDone = true
+		case "procs":
+			procsDone = true
 		case "probe.uid":
 			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
 				f.ProbeUID = n
@@ -314,9 +334,9 @@ func ParseFacts(out []byte) (*Facts, error) {
 		case "phase2":
 			f.ProbePhase = 2
 		case "seen":
-			f.ProbesSeen = append(f.ProbesSeen, v)
+			f.ProbesSeen = append(f.ProbesSeen, strings.Fields(v)...)
 		case "missing":
-			f.ProbesMissing = append(f.ProbesMissing, v)
+			f.ProbesMissing = append(f.ProbesMissing, strings.Fields(v)...)
 		case "removed":
 			f.ProbeRemoved = true
 		case "rmerr":
@@ -357,6 +377,14 @@ func ParseFacts(out []byte) (*Facts, error) {
 			}
 		}
 	}
+	if probeOwn {
+		// Owned by the user the script ran as: that user's uid.
+		f.ProbeUID = f.UID
+		if f.UID < 0 {
+			f.ProbeErr = "the probe was created but the user's uid is unknown"
+		}
+	}
+	f.ReadErr = readErr(awkStatus, procsStatus, filesDone, procsDone)
 	f.location = f.computeLocation()
 	if perr != nil {
 		return f, fmt.Errorf("parse facts: %w", perr)
@@ -364,21 +392,87 @@ func ParseFacts(out []byte) (*Facts, error) {
 	return f, nil
 }
 
+// readErr tells what the facts lack when the script's awk (which reads
+// every file and scans /proc) did not complete: awk's exit status, that of
+// the second /proc scan, and which of the two parts announced their end.
+// Facts from a script without awk records (older captures) have none.
+func readErr(awk, procsRetry string, filesDone, procsDone bool) string {
+	switch {
+	case awk == "":
+		return ""
+	case awk == "missing":
+		return "awk is not installed: the node's files and processes could not be read"
+	case !filesDone:
+		return "reading the node's files stopped with an error (awk exit status " + awk + "): some facts are missing"
+	case !procsDone:
+		msg := "the scan of the node's processes failed (awk exit status " + awk
+		if procsRetry != "" {
+			msg += ", then " + procsRetry
+		}
+		return msg + "): running restores or backups may be missed"
+	}
+	return ""
+}
+
 // newGenFile builds a GenFile from its bytes; a file that could not be read
 // is Ignored, as the script's json.load would fail on it too.
 func newGenFile(name string, body []byte, read bool) GenFile {
-	// A copy: body is a slice of the node's whole facts output, which
-	// would otherwise stay in memory for as long as the facts do.
-	body = bytes.Clone(body)
-	gf := GenFile{Name: name, Content: body, Size: int64(len(body))}
 	sum := sha256.Sum256(body)
-	gf.SHA256 = hex.EncodeToString(sum[:])
+	gf := GenFile{Name: name, Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:])}
 	if !read {
+		gf.Content = bytes.Clone(body)
 		gf.Kind, gf.Err = GenerationIgnored, errors.New("unreadable")
 		return gf
 	}
-	gf.Gen, gf.Kind, gf.Err = ParseGeneration(body)
+	p := parseGenerationCached(sum, body)
+	gf.Content, gf.Kind, gf.Err = p.content, p.kind, p.err
+	gf.Gen = p.gen.clone()
 	return gf
+}
+
+// genParses caches the parse of generation files by content: every node of
+// an architecture sees the same store, so a 100-node verify would otherwise
+// parse (and keep) the same few files a hundred times. The content is
+// shared, read-only; each caller gets its own copy of the Generation.
+var genParses = struct {
+	sync.Mutex
+	m     map[[sha256.Size]byte]*genParse
+	bytes int
+}{m: map[[sha256.Size]byte]*genParse{}}
+
+// genParsesMax bounds the content the cache keeps; past it, it starts over.
+const genParsesMax = 16 << 20
+
+type genParse struct {
+	content []byte
+	gen     *Generation
+	kind    GenerationKind
+	err     error
+}
+
+func parseGenerationCached(sum [sha256.Size]byte, body []byte) *genParse {
+	genParses.Lock()
+	p := genParses.m[sum]
+	genParses.Unlock()
+	if p != nil {
+		return p
+	}
+	// A copy: body is a slice of the node's whole facts output, which
+	// would otherwise stay in memory for as long as the facts do.
+	p = &genParse{content: bytes.Clone(body)}
+	p.gen, p.kind, p.err = ParseGeneration(p.content)
+	genParses.Lock()
+	defer genParses.Unlock()
+	if q := genParses.m[sum]; q != nil {
+		return q // parsed meanwhile by another node's goroutine
+	}
+	if genParses.bytes+len(body) > genParsesMax {
+		clear(genParses.m)
+		genParses.bytes = 0
+	}
+	genParses.m[sum] = p
+	genParses.bytes += len(body)
+	return p
 }
 
 // ParseIPAddr returns the IPv4 addresses of `ip addr` output in order, the

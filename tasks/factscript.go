@@ -34,7 +34,12 @@ type scriptRoots struct {
 	Spool string // prefix of restoredPaths ("" in production)
 	IPs   string // "" = parse `ip addr`; else comma list (tests only)
 	Proc  string // /proc (tests point it elsewhere to be hermetic)
+	Dpkg  string // dpkg's status database ("" = dpkgStatus)
+	Awk   string // the awk to run ("" = awk; tests try each implementation)
 }
+
+// dpkgStatus is dpkg's database of installed packages.
+const dpkgStatus = "/var/lib/dpkg/status"
 
 var defaultRoots = scriptRoots{Store: StoreDir, Etc: "/etc", Runs: RunsDir}
 
@@ -53,15 +58,29 @@ has() { command -v "$1" >/dev/null 2>&1; }
 
 // factsBody is the facts script: every fact of domain §8.1 the checks
 // need, then the probe file and the cross-node phase. It only reads, except
-// the probe, which it removes before it ends. Every
-// command may be missing: a record is then empty or absent, never a crash.
-const factsBody = `rec uid "$(id -u 2>/dev/null)"
-if [ -r "$ETC/os-release" ]; then recf os "$ETC/os-release"; else recf os /usr/lib/os-release; fi
+// the probe, which it removes before it ends. Every command may be missing:
+// a record is then empty or absent, never a crash.
+//
+// Cost matters: verify runs it on every node at once, and a process costs
+// about a millisecond of CPU where a shell builtin costs microseconds. So
+// the shell only tests, globs and reads one-line files with builtins; the
+// files the facts need are read by ONE awk (factsAwk), which also scans
+// /proc; the other processes are df and the probe's rm, and python,
+// sha256sum, rpm, ip, readlink or date only where they are needed.
+const factsBody = `nl='
+'
+readable() { [ -f "$1" ] && [ -r "$1" ]; }
+# What awk reads, as "task path" pairs in the positional parameters.
+set --
+if readable /proc/self/status; then set -- "$@" uid /proc/self/status; else rec uid "$(id -u 2>/dev/null)"; fi
+if readable "$ETC/os-release"; then set -- "$@" os "$ETC/os-release"
+elif readable /usr/lib/os-release; then set -- "$@" os /usr/lib/os-release; fi
 [ -e "$PY" ] && rec py.exists 1
 [ -f "$PY" ] && [ -x "$PY" ] && rec py.exec 1 && rec py.major "$("$PY" -c 'import sys; print(sys.version_info[0])' 2>&1 | head -c 300)"
 if has dpkg-query; then
+  # dpkg's database is read directly: dpkg-query costs more than all the rest.
   rec pkg.mgr dpkg
-  rec pkg.list "$(dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' 'bm-*' 2>/dev/null)"
+  readable "$DPKG" && set -- "$@" dpkg "$DPKG"
 elif has rpm; then
   rec pkg.mgr rpm
   rec pkg.list "$(rpm -qa 'bm-*' --qf '%{NAME} %{VERSION}-%{RELEASE} ii\n' 2>/dev/null)"
@@ -69,74 +88,81 @@ fi
 if [ -e "$SCRIPT" ]; then
   rec sc.exists 1
   [ -f "$SCRIPT" ] && [ -x "$SCRIPT" ] && rec sc.exec 1
-  has sha256sum && rec sc.sha256 "$(sha256sum < "$SCRIPT" 2>/dev/null)"
-  # One pass for every family marker (grep -c per marker costs a process each).
-  rec sc.scan "$(awk '/dt_string/ {d++} /tagget/ {t++} /THIS WILL NOT WORK/ {b++}
-    /systemctl restart bm-elasticsearch|Waiting for ES cluster|Restarting Elasticsearch/ {e++}
-    { while (match($0, /postgresql\/[0-9]+\//)) { print "pg " substr($0, RSTART, RLENGTH); $0 = substr($0, RSTART + RLENGTH) } }
-    END { print "dt_string " d + 0; print "tagget " t + 0; print "bm5 " b + 0; print "es " e + 0 }' "$SCRIPT" 2>/dev/null)"
+  if readable "$SCRIPT"; then
+    has sha256sum && rec sc.sha256 "$(sha256sum < "$SCRIPT" 2>/dev/null)"
+    set -- "$@" script "$SCRIPT"
+  fi
 fi
-[ -d "$ETC/postgresql" ] && rec pg.dirs "$(ls -1 "$ETC/postgresql" 2>/dev/null)"
+if [ -d "$ETC/postgresql" ]; then
+  v=
+  for d in "$ETC"/postgresql/*; do [ -e "$d" ] && v="$v${d##*/}$nl"; done
+  rec pg.dirs "$v"
+fi
 if [ -f "$ETC/bm/bm.ini" ]; then
   rec bmini.present 1
-  # Only the two keys: bm.ini also holds the database password.
-  rec bmini.keys "$(grep -E '^[[:space:]]*(external-url|host)[[:space:]]*=' "$ETC/bm/bm.ini" 2>/dev/null)"
+  # awk keeps only the two keys: bm.ini also holds the database password.
+  readable "$ETC/bm/bm.ini" && set -- "$@" bmini "$ETC/bm/bm.ini"
 fi
 [ -s "$ETC/bm/bm-core.tok" ] && rec tok 1
-[ -r "$ETC/bm/server.uid" ] && rec serveruid "$(head -c 200 "$ETC/bm/server.uid" 2>/dev/null)"
-if [ -n "$IPS" ]; then
-  rec ipaddr "$(echo "$IPS" | tr ',' '\n' | sed 's|^|    inet |; s|$|/32|')"
-elif has ip; then
-  rec ipaddr "$(ip addr 2>/dev/null)"
-fi
+readable "$ETC/bm/server.uid" && set -- "$@" serveruid "$ETC/bm/server.uid"
+RSYNCDIRS=
+CSTORE=
 if [ -d "$STORE" ]; then
   rec store.isdir 1
-  has stat && rec store.mount "$(stat --format %m "$STORE/" 2>/dev/null)"
-  has findmnt && rec store.findmnt "$(findmnt -n -o SOURCE,FSTYPE,OPTIONS --target "$STORE" 2>/dev/null)"
+  # The store's physical path, for awk to find its mount in mountinfo.
+  if cd -P "$STORE" 2>/dev/null; then
+    CSTORE=$PWD
+    cd /
+    readable /proc/self/mountinfo && set -- "$@" mounts /proc/self/mountinfo
+  fi
   [ -d "$STORE/temp" ] && rec store.temp 1
-  for d in "$STORE"/dp_spool/rsync/*/; do [ -d "$d" ] && d=${d%/} && rec rsync.dir "${d##*/}"; done
-  times=
+  for d in "$STORE"/dp_spool/rsync/*/; do
+    [ -d "$d" ] || continue
+    d=${d%/}
+    rec rsync.dir "${d##*/}"
+    RSYNCDIRS="$RSYNCDIRS ${d##*/}"
+  done
   for f in "$STORE"/generation-*.json; do
     [ -e "$f" ] || continue
-    rec gen.name "${f##*/}"
-    v=$(cat "$f" 2>/dev/null; echo x); v=${v%x}; rec gen.body "$v"
-    # protectionTime/1000 as the script divides it, with expansions only.
-    case $v in *'"protectionTime"'*)
-      t=${v#*'"protectionTime"'}; t=${t#"${t%%[!	 :]*}"}; t=${t%%[!0-9]*}
-      [ ${#t} -gt 3 ] && times="$times @${t%???}" ;;
-    esac
+    if readable "$f"; then set -- "$@" gen "$f"; else set -- "$@" genx "$f"; fi
   done
-  # The menu's dates as this node renders them: one GNU date -f for all
-  # (busybox has no -f: then nothing, and Go renders in the node's zone).
-  if [ -n "$times" ]; then
-    rec dates.in "$times"
-    rec dates.out "$(printf '%s\n' $times | date -f - '+%Y-%m-%d %H:%M:%S' 2>/dev/null)"
-  fi
-  p="$STORE/dp_spool/rsync/"
-  rec parts "$(for d in "$STORE"/dp_spool/rsync/*/*/*/*/; do [ -d "$d" ] && d=${d%/} && echo "${d#"$p"}"; done)"
+  p="$STORE/dp_spool/rsync/" v=
+  for d in "$STORE"/dp_spool/rsync/*/*/*/*/; do [ -d "$d" ] && d=${d%/} && v="$v${d#"$p"}$nl"; done
+  rec parts "${v%"$nl"}"
 fi
-# Processes by command name (comm), so that a shell or client merely
-# mentioning the words (this script included) is not taken for a restore or
-# a backup. Reading /proc with builtins costs no process per entry.
-n=0
-for p in "$PROC"/[0-9]*; do
-  [ $n -ge 20 ] && break
-  c=
-  { read -r c < "$p/comm"; } 2>/dev/null || continue
-  case $c in
-    python*|bm-pra-restore*) k=restore ;;
-    rsync) k=rsync ;;
-    *) continue ;;
+ipaddr() {
+  if [ -n "$IPS" ]; then
+    rec ipaddr "$(echo "$IPS" | tr ',' '\n' | sed 's|^|    inet |; s|$|/32|')"
+  elif has ip; then
+    rec ipaddr "$(ip addr 2>/dev/null)"
+  fi
+}
+# The node's IPv4 addresses: /proc/net/fib_trie lists them (awk reads it),
+# but not in the order the script walks them: awk exits 3 when that order
+# matters (two of them have a part directory), and ip addr then tells it.
+fib=
+[ -z "$IPS" ] && readable /proc/net/fib_trie && fib=1 && set -- "$@" fib /proc/net/fib_trie
+export STORE CSTORE RSYNCDIRS
+if has "$AWK"; then
+  "$AWK" "$FACTS_AWK" "$@" --procs "$PROC"/[0-9]*
+  st=$?
+  rec awk "$st"
+  case $st in
+    0) [ -n "$fib" ] || ipaddr ;;
+    3) ipaddr ;;
+    *)
+      # A read error stops awk (mawk does): an I/O error on the store, or
+      # a process that ended between the open and the read of its /proc
+      # entry. The records tell what was read before; the /proc scan is
+      # worth a second try.
+      ipaddr
+      "$AWK" "$FACTS_AWK" --procs "$PROC"/[0-9]*
+      rec awk.procs "$?" ;;
   esac
-  a=$(tr '\000' ' ' < "$p/cmdline" 2>/dev/null | cut -c1-300)
-  case $k:$a in
-    restore:*bm-pra-restore*) ;;
-    rsync:*"$STORE"*) ;;
-    *) continue ;;
-  esac
-  rec proc "$k ${p##*/} $c $a"
-  n=$((n+1))
-done
+else
+  rec awk missing
+  ipaddr
+fi
 # A run is live as the engine sees it: its wrapper's pid runs with the
 # recorded start time, in this boot (run directories are kept: a reused pid
 # or a reboot must not make an old one live).
@@ -154,14 +180,37 @@ for p in $SPOOLS; do
   set -- "$@" "$q"
 done
 [ $# -gt 0 ] && rec df "$(df -P -m "$@" 2>/dev/null)"
-rec tz.link "$(readlink /etc/localtime 2>/dev/null)"
-[ -r /etc/timezone ] && rec tz.file "$(head -c 100 /etc/timezone 2>/dev/null)"
-rec tz.offset "$(date +%z 2>/dev/null)"
+# The zone: /etc/timezone names it when /etc/localtime is that zone's file
+# (no readlink then), else the link names it; the offset only when neither
+# does, or for a restore plan.
+tzf=
+[ -r /etc/timezone ] && { IFS= read -r tzf < /etc/timezone; } 2>/dev/null
+[ ${#tzf} -le 100 ] || tzf=
+[ -n "$tzf" ] && rec tz.file "$tzf"
+link=
+case $tzf in
+  ''|*..*) link=$(readlink /etc/localtime 2>/dev/null) ;;
+  *) [ /etc/localtime -ef "/usr/share/zoneinfo/$tzf" ] || link=$(readlink /etc/localtime 2>/dev/null) ;;
+esac
+[ -n "$link" ] && rec tz.link "$link"
+{ [ -n "$DATES" ] || [ -z "$tzf$link" ]; } && rec tz.offset "$(date +%z 2>/dev/null)"
+# The menu's dates as this node renders them, for a restore plan (its menu
+# line is compared with the script's): one GNU date -f for all (busybox
+# has no -f: then nothing, and Go renders in the node's zone).
+if [ -n "$DATES" ] && [ -d "$STORE" ] && has "$AWK"; then
+  times=$("$AWK" "$FACTS_AWK" --times "$STORE"/generation-*.json 2>/dev/null)
+  if [ -n "$times" ]; then
+    rec dates.in "$times"
+    rec dates.out "$(echo "$times" | date -f - '+%Y-%m-%d %H:%M:%S' 2>/dev/null)"
+  fi
+fi
 made=
 if [ -n "$PROBE" ] && [ -d "$STORE" ]; then
   if e=$( { : > "$PROBE"; } 2>&1 ); then
     made=1
-    rec probe.uid "$(stat -c %u "$PROBE" 2>/dev/null || ls -nd "$PROBE" | awk '{print $3}')"
+    # Owned by this (effective) user is the usual case, told without stat.
+    if [ -O "$PROBE" ]; then rec probe.own 1
+    else rec probe.uid "$(stat -c %u "$PROBE" 2>/dev/null || ls -nd "$PROBE" | awk '{print $3}')"; fi
   else
     rec probe.err "$e"
   fi
@@ -170,21 +219,22 @@ if [ -n "$made" ]; then
   # The cross-node probe, in this same session: prapush sends the names of
   # the other probes once every node has written its own, then "rm" once
   # every node has looked. EOF (prapush gone) skips to the removal, so the
-  # probe never outlives the session.
+  # probe never outlives the session. The names missing come back in one
+  # record: a record per name would cost a write (and a packet) each.
   rec phase1 ok
   if read -r others; then
     seen() { [ -e "$STORE/temp/$1" ] || ls -a "$STORE/temp/" 2>/dev/null | grep -qxF -e "$1"; }
     set -f
     i=0
     while :; do
-      missing=0
-      for p in $others; do seen "$p" || missing=1; done
+      missing=
+      for p in $others; do seen "$p" || missing="$missing $p"; done
       i=$((i+1))
-      { [ $missing = 0 ] || [ $i -ge "$TRIES" ]; } && break
+      { [ -z "$missing" ] || [ $i -ge "$TRIES" ]; } && break
       sleep 1
     done
-    for p in $others; do if seen "$p"; then rec seen "$p"; else rec missing "$p"; fi; done
     set +f
+    rec missing "$missing"
     rec phase2 ok
     read -r _ || :
   fi
@@ -193,17 +243,207 @@ fi
 rec end ok
 `
 
+// factsAwk reads the files the facts need, in one process. Its operands
+// are "task path" pairs, then "--procs" and /proc's pid directories (or
+// "--times" and generation files: print their protection times, unframed).
+// It writes framed records like rec; RS is switched per file: a byte no
+// text file holds to read a file whole, "\n" for lines, "" for paragraphs.
+// It exits 3 when the node's IPv4 addresses must be listed in ip addr's
+// order (more than one of them has a part directory). Only POSIX awk: it
+// runs with mawk (Debian), gawk (RHEL) and busybox. String functions rather
+// than regular expressions: mawk compiles every regex literal at start-up,
+// which cost more than the reading.
+const factsAwk = `function rec(k, v) { printf "@@prapush %s %d\n%s\n", k, length(v), v }
+function slurp(f,   v, w, r) {
+  RS = "\001"; ok = 0; v = ""
+  r = (getline v < f)
+  if (r >= 0) ok = 1
+  if (r > 0) while ((getline w < f) > 0) v = v "\001" w
+  close(f)
+  return v
+}
+function base(f,   j) { while ((j = index(f, "/")) > 0) f = substr(f, j + 1); return f }
+function has(s, p) { return substr(s, 1, length(p)) == p }
+function uid(f,   l, u) {
+  RS = "\n"
+  while ((getline l < f) > 0) if (has(l, "Uid:")) { split(l, u); rec("uid", u[3]) }
+  close(f)
+}
+function dpkg(f,   p, n, L, j, pkg, ver, st, S, out) {
+  RS = ""
+  while ((getline p < f) > 0) {
+    if (index(p, "Package: bm-") == 0) continue
+    n = split(p, L, "\n"); pkg = ""; ver = ""; st = ""
+    for (j = 1; j <= n; j++) {
+      if (has(L[j], "Package: ")) pkg = substr(L[j], 10)
+      else if (has(L[j], "Version: ")) ver = substr(L[j], 10)
+      else if (has(L[j], "Status: ")) st = substr(L[j], 9)
+    }
+    if (!has(pkg, "bm-") || split(st, S, " ") != 3) continue
+    # dpkg forgets a not-installed package nobody asked for (as it reads
+    # its database), then dpkg-query's ${db:Status-Abbrev}: want, state,
+    # error flag.
+    if (S[3] == "not-installed" && S[1] != "install" && S[1] != "hold") { S[1] = "unknown"; ver = "" }
+    out = out pkg " " ver " " WANT[S[1]] STATE[S[3]] EFLAG[S[2]] "\n"
+  }
+  close(f)
+  rec("pkg.list", out)
+}
+# The script's family markers, and the PostgreSQL data paths it names.
+function scan(f,   l, d, t, b, e, j, v, out) {
+  RS = "\n"
+  while ((getline l < f) > 0) {
+    if (index(l, "dt_string")) d++
+    if (index(l, "tagget")) t++
+    if (index(l, "THIS WILL NOT WORK")) b++
+    if (index(l, "systemctl restart bm-elasticsearch") || index(l, "Waiting for ES cluster") || index(l, "Restarting Elasticsearch")) e++
+    while ((j = index(l, "postgresql/")) > 0) {
+      l = substr(l, j + 11); v = ""
+      while (index("0123456789", substr(l, 1, 1)) && l != "") { v = v substr(l, 1, 1); l = substr(l, 2) }
+      if (v != "" && substr(l, 1, 1) == "/") out = out "pg postgresql/" v "/\n"
+    }
+  }
+  close(f)
+  rec("sc.scan", out "dt_string " (d + 0) "\ntagget " (t + 0) "\nbm5 " (b + 0) "\nes " (e + 0))
+}
+function ltrim(s) { while (substr(s, 1, 1) == " " || substr(s, 1, 1) == "\t") s = substr(s, 2); return s }
+# Only the lines of external-url and host: bm.ini also holds the password.
+function bmini(f,   l, k, out) {
+  RS = "\n"
+  while ((getline l < f) > 0) {
+    k = ltrim(l)
+    if (has(k, "external-url")) k = substr(k, 13); else if (has(k, "host")) k = substr(k, 5); else continue
+    if (has(ltrim(k), "=")) out = out l "\n"
+  }
+  close(f)
+  rec("bmini.keys", out)
+}
+# mountinfo's escapes: \040 (space), \011, \012, \134 (backslash).
+function unesc(s,   out, j, c) {
+  out = ""
+  while ((j = index(s, "\\")) > 0) {
+    c = substr(s, j + 1, 3)
+    if (length(c) == 3 && index("01234567", substr(c, 1, 1)) && index("01234567", substr(c, 2, 1)) && index("01234567", substr(c, 3, 1))) {
+      out = out substr(s, 1, j - 1) sprintf("%c", substr(c, 1, 1) * 64 + substr(c, 2, 1) * 8 + substr(c, 3, 1))
+      s = substr(s, j + 4)
+    } else { out = out substr(s, 1, j); s = substr(s, j + 1) }
+  }
+  return out s
+}
+# The mount the store is on: the longest mount point above its physical
+# path, the last one mounted when several share it (as stat %m and findmnt
+# --target tell). Options: the mount's, then its file system's.
+function mounts(f,   l, F, n, x, mp, cs, best, bl, line, o, O, j) {
+  RS = "\n"; cs = ENVIRON["CSTORE"]; bl = -1
+  while ((getline l < f) > 0) {
+    n = split(l, F, " ")
+    mp = unesc(F[5])
+    if (!(mp == "/" || cs == mp || has(cs, mp "/")) || length(mp) < bl) continue
+    for (x = 7; x <= n && F[x] != "-"; x++) ;
+    o = F[6]
+    j = split(F[x + 3], O, ",")
+    for (; j > 0; j--) if (index("," o ",", "," O[j] ",") == 0) o = o "," O[j]
+    best = mp; bl = length(mp); line = F[x + 2] " " F[x + 1] " " o
+  }
+  close(f)
+  if (bl >= 0) { rec("store.mount", best); rec("store.findmnt", line) }
+}
+# The local addresses: the "/32 host LOCAL" entries, each under its
+# "|-- address" line.
+function fib(f,   l, a, j, seen, n, ips, D, k) {
+  RS = "\n"; n = 0
+  while ((getline l < f) > 0) {
+    if ((j = index(l, "|-- ")) > 0) a = substr(l, j + 4)
+    else if (index(l, "/32 host LOCAL") && !(a in seen)) { seen[a] = 1; ips = ips "    inet " a "/32\n" }
+  }
+  close(f)
+  split(ENVIRON["RSYNCDIRS"], D, " ")
+  for (k in D) if (D[k] in seen) n++
+  if (n > 1) needip = 1
+  else rec("ipaddr", ips)
+}
+# Processes by command name (comm), so that a shell or client merely
+# mentioning the words is not taken for a restore or a backup.
+function procs(i,   m, d, c, k, a, f, r, A, n, j) {
+  m = 0
+  for (; i < ARGC && m < 20; i++) {
+    d = ARGV[i]; c = ""; f = d "/comm"
+    RS = "\n"; r = (getline c < f); close(f)
+    if (r <= 0) continue
+    if (has(c, "python") || has(c, "bm-pra-restore")) k = "restore"
+    else if (c == "rsync") k = "rsync"
+    else continue
+    f = d "/cmdline"; a = ""
+    RS = "\001"; getline a < f; close(f)
+    n = split(a, A, "\0"); a = A[1]
+    for (j = 2; j <= n; j++) a = a " " A[j]
+    a = substr(a, 1, 300)
+    if (k == "restore" && index(a, "bm-pra-restore") == 0) continue
+    if (k == "rsync" && index(a, ENVIRON["STORE"]) == 0) continue
+    rec("proc", k " " base(d) " " c " " a); m++
+  }
+  rec("procs", "done")
+}
+# --times: protectionTime / 1000, as the script divides it.
+function times(i,   v, j, t) {
+  for (; i < ARGC; i++) {
+    v = slurp(ARGV[i])
+    if ((j = index(v, "\"protectionTime\"")) == 0) continue
+    v = substr(v, j + 16)
+    while (index("\t :", substr(v, 1, 1)) && v != "") v = substr(v, 2)
+    t = ""
+    while (index("0123456789", substr(v, 1, 1)) && v != "") { t = t substr(v, 1, 1); v = substr(v, 2) }
+    if (length(t) > 3) print "@" substr(t, 1, length(t) - 3)
+  }
+}
+BEGIN {
+  split("unknown u install i hold h deinstall r purge p", x, " "); for (i = 1; i < 10; i += 2) WANT[x[i]] = x[i + 1]
+  EFLAG["ok"] = " "; EFLAG["reinstreq"] = "R"
+  split("not-installed n config-files c half-installed H unpacked U half-configured F triggers-awaited W triggers-pending t installed i", x, " ")
+  for (i = 1; i < 16; i += 2) STATE[x[i]] = x[i + 1]
+  for (i = 1; i < ARGC; i++) {
+    k = ARGV[i]
+    if (k == "--procs") { rec("files", "done"); procs(i + 1); break }
+    if (k == "--times") { times(i + 1); break }
+    f = ARGV[++i]
+    if (k == "gen" || k == "genx") {
+      # The name first: a read error ends awk, the name then has no body.
+      rec("gen.name", base(f))
+      if (k == "gen") { v = slurp(f); if (ok) rec("gen.body", v) }
+    }
+    else if (k == "os") { v = slurp(f); if (ok) rec("os", v) }
+    else if (k == "serveruid") { v = slurp(f); if (ok) rec("serveruid", substr(v, 1, 200)) }
+    else if (k == "uid") uid(f)
+    else if (k == "dpkg") dpkg(f)
+    else if (k == "script") scan(f)
+    else if (k == "bmini") bmini(f)
+    else if (k == "mounts") mounts(f)
+    else if (k == "fib") fib(f)
+  }
+  exit needip ? 3 : 0
+}
+`
+
+// factsAwkVar assigns factsAwk to FACTS_AWK, quoted once for every node.
+var factsAwkVar = setVar("FACTS_AWK", factsAwk)
+
 // setVar renders an assignment with a quoted value.
 func setVar(name, value string) string { return name + "=" + transport.QuoteArg(value) + "\n" }
 
+// factsRun is what varies between two runs of the facts script on a node.
+type factsRun struct {
+	RunID string // names the probe; "" = no probe (the script reads no stdin)
+	Tries int    // times the script looks for the others' probes, 1 s apart
+	Dates bool   // render the generations' dates on the node (restore plans)
+}
+
 // factsScript builds the facts script for node. Every interpolated value
-// is quoted; runID "" disables the probe (and the script reads no stdin).
-// With a probe, the script then waits on stdin for the cross-node phase
-// (see Fleet.Verify); tries is how many times it looks for the others'
-// probes, one second apart.
-func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, runID string, tries int) string {
+// is quoted. With a probe, the script waits on stdin for the cross-node
+// phase (see Fleet.Verify).
+func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, run factsRun) string {
 	var b strings.Builder
-	b.WriteString("TRIES=" + strconv.Itoa(max(1, tries)) + "\n")
+	b.Grow(len(factsPrelude) + len(factsAwkVar) + len(factsBody) + len(aliveFn) + 1024)
+	b.WriteString("TRIES=" + strconv.Itoa(max(1, run.Tries)) + "\n")
 	b.WriteString(factsPrelude)
 	b.WriteString(setVar("STORE", r.Store))
 	b.WriteString(setVar("ETC", r.Etc))
@@ -214,6 +454,22 @@ func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, r
 		proc = "/proc"
 	}
 	b.WriteString(setVar("PROC", proc))
+	dpkg := r.Dpkg
+	if dpkg == "" {
+		dpkg = dpkgStatus
+	}
+	b.WriteString(setVar("DPKG", dpkg))
+	dates := ""
+	if run.Dates {
+		dates = "1"
+	}
+	b.WriteString(setVar("DATES", dates))
+	b.WriteString(factsAwkVar)
+	awk := r.Awk
+	if awk == "" {
+		awk = "awk"
+	}
+	b.WriteString(setVar("AWK", awk))
 	b.WriteString(aliveFn)
 	py := n.Python
 	if py == "" {
@@ -239,8 +495,8 @@ func factsScript(r scriptRoots, arch inventory.Architecture, n inventory.Node, r
 	// each path is a fixed constant without spaces under a test prefix.
 	b.WriteString(setVar("SPOOLS", strings.Join(spools, " ")))
 	probe := ""
-	if runID != "" {
-		probe = r.Store + "/temp/" + probeName(runID, n.Name)
+	if run.RunID != "" {
+		probe = r.Store + "/temp/" + probeName(run.RunID, n.Name)
 	}
 	b.WriteString(setVar("PROBE", probe))
 	b.WriteString(factsBody)

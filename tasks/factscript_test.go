@@ -32,7 +32,7 @@ func TestFactsScript_RunsOnRealShells(t *testing.T) {
 			node := makeNode(t, dir)
 			n := testNode("core", "192.168.10.11", true, "bm/core")
 			n.Python, n.RestoreScript = node.Python, node.Script
-			script := factsScript(node.roots(store, "127.0.0.1,192.168.10.11"), testArch(), n, "run1", 1)
+			script := factsScript(node.roots(store, "127.0.0.1,192.168.10.11"), testArch(), n, factsRun{RunID: "run1", Tries: 1, Dates: true})
 			out := runLocal(t, path, script)
 			if strings.Contains(string(out), "tOkEnSeCrEt") || strings.Contains(string(out), "sEcReTdB") {
 				t.Fatal("facts output holds a secret from /etc/bm")
@@ -121,7 +121,7 @@ func TestFactsScript_MissingEverythingStillCompletes(t *testing.T) {
 	n := testNode("x", "10.0.0.1", false)
 	n.Python, n.RestoreScript = filepath.Join(dir, "nopython"), filepath.Join(dir, "noscript")
 	r := scriptRoots{Store: filepath.Join(dir, "nostore"), Etc: filepath.Join(dir, "noetc"), Runs: filepath.Join(dir, "noruns"), Spool: filepath.Join(dir, "nospool"), IPs: "10.0.0.1"}
-	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, "r", 1)))
+	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, factsRun{RunID: "r", Tries: 1})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestFactsScript_QuotesHostileInventoryValues(t *testing.T) {
 	n.Python = "/nonexistent/$(touch " + marker + ")'; touch " + marker + "; '"
 	n.RestoreScript = "`touch " + marker + "`"
 	r := scriptRoots{Store: filepath.Join(dir, "s"), Etc: filepath.Join(dir, "e"), Runs: filepath.Join(dir, "r"), Spool: dir, IPs: "10.0.0.1"}
-	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, "a'b;c", 1)))
+	f, err := ParseFacts(runLocal(t, "sh", factsScript(r, testArch(), n, factsRun{RunID: "a'b;c", Tries: 1})))
 	if err != nil || !f.Complete {
 		t.Fatalf("err=%v complete=%v", err, f.Complete)
 	}
@@ -222,7 +222,7 @@ func TestFactsScript_SeesRunningRestoreAndBackup(t *testing.T) {
 	writeFile(t, filepath.Join(node.Runs, "run-dead", "pid"), "999999999\n", 0o600)
 	n := testNode("core", "192.168.10.11", true)
 	n.Python, n.RestoreScript = node.Python, node.Script
-	f, err := ParseFacts(runLocal(t, "sh", factsScript(node.roots(store, "192.168.10.11"), testArch(), n, "", 1)))
+	f, err := ParseFacts(runLocal(t, "sh", factsScript(node.roots(store, "192.168.10.11"), testArch(), n, factsRun{Tries: 1})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -30,6 +31,11 @@ type Options struct {
 	// RoundTimeout bounds each verify round trip on a node (0 =
 	// FactsTimeout); a node over it has a FactsErr matching ErrTimeout.
 	RoundTimeout time.Duration
+	// NodeDates has every node render the generations' dates itself (a
+	// date process per node), for a restore plan whose menu line must be
+	// the one the script prints; otherwise they are rendered here in the
+	// node's time zone.
+	NodeDates bool
 }
 
 func (o *Options) roundTimeout() time.Duration {
@@ -95,16 +101,21 @@ func (f *Fleet) Conn(i int) transport.Conn { return f.conns[i] }
 
 // Close closes every connection and joins their errors.
 func (f *Fleet) Close() error {
-	var errs []error
+	// All at once: closing a connection waits for its reader to stop.
+	errs := make([]error, len(f.conns))
+	var wg sync.WaitGroup
 	for i, c := range f.conns {
 		if c == nil {
 			continue
 		}
-		if err := c.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close connection to %s: %w", f.opts.Nodes[i].Name, err))
-		}
+		wg.Go(func() {
+			if err := c.Close(); err != nil {
+				errs[i] = fmt.Errorf("close connection to %s: %w", f.opts.Nodes[i].Name, err)
+			}
+		})
 		f.conns[i] = nil
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -129,10 +140,12 @@ func forEach(ctx context.Context, n, limit int, fn func(ctx context.Context, i i
 // connected, runs `id -u` to evaluate ssh.privilege. The results hold the
 // ssh.connect and ssh.privilege checks. The caller must Close the Fleet.
 func Connect(ctx context.Context, opts Options) (*Fleet, []NodeResult) {
-	return connect(ctx, opts, true)
+	return connect(ctx, opts, true, nil)
 }
 
-func connect(ctx context.Context, opts Options, probeUID bool) (*Fleet, []NodeResult) {
+// connect dials every node; then, when not nil, runs on each node connected,
+// in the same goroutine (so within the Parallel bound).
+func connect(ctx context.Context, opts Options, probeUID bool, then func(ctx context.Context, f *Fleet, i int)) (*Fleet, []NodeResult) {
 	f := &Fleet{opts: opts, conns: make([]transport.Conn, len(opts.Nodes)), results: make([]NodeResult, len(opts.Nodes))}
 	obs := opts.observer()
 	forEach(ctx, len(opts.Nodes), opts.Parallel, func(ctx context.Context, i int) {
@@ -169,6 +182,9 @@ func connect(ctx context.Context, opts Options, probeUID bool) (*Fleet, []NodeRe
 				obs.Check(res)
 			}
 			obs.NodeEvent(n.Name, "connect", "done")
+			if then != nil && f.conns[i] != nil {
+				then(ctx, f, i)
+			}
 			return
 		}
 		if f.conns[i] != nil {
@@ -188,6 +204,9 @@ func connect(ctx context.Context, opts Options, probeUID bool) (*Fleet, []NodeRe
 		// only after the facts round trip.
 		r.Facts = nil
 		obs.NodeEvent(n.Name, "connect", "done")
+		if then != nil && f.conns[i] != nil {
+			then(ctx, f, i)
+		}
 	})
 	f.base = make([]NodeResult, len(f.results))
 	out := make([]NodeResult, len(f.results))
@@ -214,6 +233,8 @@ func (r *NodeResult) setFacts(out []byte, err error) *Facts {
 		r.FactsErr = fmt.Errorf("gather facts: %w", perr)
 	case !facts.Complete:
 		r.FactsErr = errors.New("gather facts: the script stopped before its end")
+	case facts.ReadErr != "":
+		r.FactsErr = errors.New("gather facts: " + facts.ReadErr)
 	}
 	if len(out) == 0 && err != nil {
 		r.Facts = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -38,6 +39,22 @@ type Part struct {
 	WithErrors   bool
 	Valid        string // "VALID", "INVALID", "UNKNOWN"
 	Datatype     string
+}
+
+// clone returns a copy of g that shares nothing with it (nil for nil).
+func (g *Generation) clone() *Generation {
+	if g == nil {
+		return nil
+	}
+	c := *g
+	c.Parts = slices.Clone(g.Parts)
+	for i := range c.Parts {
+		if e := c.Parts[i].End; e != nil {
+			v := *e
+			c.Parts[i].End = &v
+		}
+	}
+	return &c
 }
 
 // Finished reports whether the part is VALID and has an end time: what a

@@ -235,7 +235,7 @@ func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string)
 		r := &f.results[i]
 		obs.NodeEvent(r.Node.Name, "facts", "gathering")
 		var out strings.Builder
-		script := factsScript(roots, arch, r.Node, runID, 1)
+		script := factsScript(roots, arch, r.Node, factsRun{RunID: runID, Tries: 1})
 		// A hard NFS mount whose server is gone blocks every read of the
 		// store forever: bound the round trip.
 		ctx, cancel := context.WithTimeoutCause(ctx, f.opts.roundTimeout(), fmt.Errorf("gather facts: no answer within %v: %w", f.opts.roundTimeout(), ErrTimeout))
@@ -255,7 +255,7 @@ func gatherFacts(ctx context.Context, f *Fleet, roots scriptRoots, runID string)
 // results hold ssh.connect (and ssh.privilege for a failed dial). The error
 // is only ctx's, returned with what was read before it ended.
 func Generations(ctx context.Context, opts Options) (*GenerationSummary, []NodeResult, error) {
-	f, _ := connect(ctx, opts, false)
+	f, _ := connect(ctx, opts, false, nil)
 	defer f.Close()
 	gatherFacts(ctx, f, defaultRoots, "")
 	if ctx.Err() != nil {

@@ -39,19 +39,51 @@ func Verify(ctx context.Context, opts Options) (*Report, error) {
 }
 
 func verify(ctx context.Context, opts Options, roots scriptRoots, tries int) (*Report, error) {
-	f, _ := connect(ctx, opts, false)
+	// Each node's facts session starts as soon as its own connection is
+	// up, not once every node is connected: the handshakes of the slow
+	// nodes overlap the scripts of the fast ones.
+	sess := make([]*factsSession, len(opts.Nodes))
+	f, _ := connect(ctx, opts, false, func(ctx context.Context, f *Fleet, i int) {
+		sess[i] = f.phase1(ctx, i, roots, tries)
+	})
 	defer f.Close()
-	return f.verify(ctx, roots, tries)
+	return f.verify(ctx, roots, tries, sess)
 }
 
 // Verify runs verify's phases on the fleet's open connections and leaves
 // them open, so that a restore reuses them. Options.Generation and RunID are
 // the fleet's. Each call starts from the connect results again.
 func (f *Fleet) Verify(ctx context.Context) (*Report, error) {
-	return f.verify(ctx, defaultRoots, probeTries)
+	return f.verify(ctx, defaultRoots, probeTries, make([]*factsSession, len(f.conns)))
 }
 
-func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Report, error) {
+// phase1 starts node i's facts session and waits until its facts and probe
+// are written (or the session ended).
+func (f *Fleet) phase1(ctx context.Context, i int, roots scriptRoots, tries int) *factsSession {
+	opts := f.opts
+	node := opts.Nodes[i]
+	obs := opts.observer()
+	obs.NodeEvent(node.Name, "facts", "gathering")
+	run := factsRun{RunID: probeRunID(opts.RunID), Tries: tries, Dates: opts.NodeDates}
+	s := startFacts(ctx, f.conns[i], posixSh(factsScript(roots, opts.arch(), node, run)))
+	s.wait(opts.roundTimeout(), "gather facts", "phase1", "end")
+	obs.NodeEvent(node.Name, "facts", "done")
+	return s
+}
+
+// probeRunID is the run id that names the probes: the probe names travel
+// as words through the script's stdin, so a run id that is not a plain
+// name gets no probe ("").
+func probeRunID(runID string) string {
+	if !safeName(runID) {
+		return ""
+	}
+	return runID
+}
+
+// verify runs the phases on the fleet's connections; sess holds the facts
+// sessions already started (by connect's hook), nil for the others.
+func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int, sess []*factsSession) (*Report, error) {
 	opts := f.opts
 	obs := opts.observer()
 	f.results = make([]NodeResult, len(f.base))
@@ -60,26 +92,15 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int) (*Repo
 		f.results[i] = r
 	}
 	start := time.Now()
-	runID := opts.RunID
-	if !safeName(runID) {
-		// The probe names travel as words through the script's stdin:
-		// a run id that is not a plain name gets no probe.
-		runID = ""
-	}
+	runID := probeRunID(opts.RunID)
 	limit := opts.roundTimeout()
 	arch := opts.arch()
 	n := len(f.results)
-	sess := make([]*factsSession, n)
 	// Phase 1, at most Parallel nodes at once: facts, and the probe.
 	forEach(ctx, n, opts.Parallel, func(ctx context.Context, i int) {
-		if f.conns[i] == nil {
-			return
+		if f.conns[i] != nil && sess[i] == nil {
+			sess[i] = f.phase1(ctx, i, roots, tries)
 		}
-		node := f.results[i].Node.Name
-		obs.NodeEvent(node, "facts", "gathering")
-		sess[i] = startFacts(ctx, f.conns[i], posixSh(factsScript(roots, arch, f.results[i].Node, runID, tries)))
-		sess[i].wait(limit, "gather facts", "phase1", "end")
-		obs.NodeEvent(node, "facts", "done")
 	})
 	// Phase 2, every probe being written: each node looks for the others'.
 	var probed []string

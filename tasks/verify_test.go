@@ -223,7 +223,7 @@ func TestConnect_PrivilegeFromIDAndDialErrors(t *testing.T) {
 
 func TestGenerations_SummaryAcrossNodes(t *testing.T) {
 	lf := newLocalFleet(t, testNode("core", "192.168.10.11", true), testNode("data", "192.168.10.12", false))
-	f, _ := connect(context.Background(), lf.opts(""), false)
+	f, _ := connect(context.Background(), lf.opts(""), false, nil)
 	gatherFacts(context.Background(), f, placeholderRoots, "")
 	f.Close()
 	s := summarize(f.results)
@@ -328,7 +328,7 @@ func TestFleetVerify_ReusesConnectionsAndStaysOpen(t *testing.T) {
 		t.Fatalf("connect checks %v", res[0].Checks)
 	}
 	for range 2 {
-		rep, err := f.verify(context.Background(), placeholderRoots, 1)
+		rep, err := f.verify(context.Background(), placeholderRoots, 1, make([]*factsSession, len(f.conns)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,10 +422,11 @@ func TestVerify_ObserverSeesEveryCheckOnce(t *testing.T) {
 
 // TestVerify_MenuDateRenderedByTheNode gives one node a TZ its /etc/localtime
 // does not say: the menu line must carry the node's own rendering, as the
-// script's localtime would.
+// script's localtime would. Only a restore plan asks for it (NodeDates).
 func TestVerify_MenuDateRenderedByTheNode(t *testing.T) {
 	lf := newLocalFleet(t, testNode("core", "192.168.10.11", true))
 	o := lf.opts("312")
+	o.NodeDates = true
 	o.Dial = func(ctx context.Context, n inventory.Node) (transport.Conn, error) {
 		return &localConn{rewrite: lf.rewrites[n.Name], env: []string{"TZ=Asia/Tokyo"}}, nil
 	}

@@ -121,6 +121,9 @@ func (a *app) cmdRestore(ctx context.Context, args []string) error {
 	// One SSH connection per node, opened here and reused by the gate, the
 	// plan and the restore.
 	topts.Generation = o.generation
+	// The plan's menu line is compared with the script's: the node renders
+	// its dates itself.
+	topts.NodeDates = true
 	fleet, _ := tasks.Connect(ctx, topts)
 	defer fleet.Close()
 	res, verr := fleet.Verify(ctx)
