@@ -206,7 +206,8 @@ if [ -n "$DATES" ] && [ -d "$STORE" ] && has "$AWK"; then
 fi
 made=
 if [ -n "$PROBE" ] && [ -d "$STORE" ]; then
-  if e=$( { : > "$PROBE"; } 2>&1 ); then
+  # Without a subshell first; the message only when that fails.
+  if { : > "$PROBE"; } 2>/dev/null || e=$( { : > "$PROBE"; } 2>&1 ); then
     made=1
     # Owned by this (effective) user is the usual case, told without stat.
     if [ -O "$PROBE" ]; then rec probe.own 1

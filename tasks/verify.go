@@ -109,6 +109,7 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int, sess [
 			probed = append(probed, f.results[i].Node.Name)
 		}
 	}
+	looked := make([][]string, n) // the probes each node looked for
 	forEach(ctx, n, 0, func(ctx context.Context, i int) {
 		s := sess[i]
 		if s == nil || !s.out.seen("phase1") {
@@ -120,6 +121,7 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int, sess [
 				others = append(others, probeName(runID, o))
 			}
 		}
+		looked[i] = others
 		obs.NodeEvent(f.results[i].Node.Name, "shared", "looking for the other nodes' probes")
 		s.send(strings.Join(others, " "))
 		s.wait(limit+time.Duration(tries)*time.Second, "look for probes", "phase2", "end")
@@ -140,6 +142,14 @@ func (f *Fleet) verify(ctx context.Context, roots scriptRoots, tries int, sess [
 		facts := r.setFacts(out, err)
 		if facts == nil {
 			return
+		}
+		if facts.ProbePhase >= 2 {
+			// The script names the probes it missed: it saw the others.
+			for _, p := range looked[i] {
+				if !slices.Contains(facts.ProbesMissing, p) && !slices.Contains(facts.ProbesSeen, p) {
+					facts.ProbesSeen = append(facts.ProbesSeen, p)
+				}
+			}
 		}
 		if facts.ProbePhase >= 1 && facts.ProbePhase < 2 && facts.ProbeUID >= 0 {
 			facts.SharedErr = errors.Join(err, errors.New("the cross-node probe phase did not complete"))

@@ -132,6 +132,9 @@ func TestVerify_UnreachableNodeIsAResultAndProbesRoundTrip(t *testing.T) {
 				t.Errorf("%s %s: %s %q", r.Node.Name, id, c.Status, c.Message)
 			}
 		}
+		if c := findCheck(t, r.Checks, CheckBackupShared); c.Message != "sees the probes of the other 1 node(s)" {
+			t.Errorf("%s backup.shared: %q", r.Node.Name, c.Message)
+		}
 		if r.MenuIndex != 1 || !strings.HasPrefix(r.MenuLine, "1\t2022-03-14 21:00:02\t4.8.2\tstatus: OK") {
 			t.Errorf("%s: menu %d %q", r.Node.Name, r.MenuIndex, r.MenuLine)
 		}

@@ -35,7 +35,11 @@ type check struct {
 
 // status returns the status of check id on node ("" = architecture checks),
 // or "" when the report has no such result.
-func (r *report) status(node, id string) string {
+func (r *report) status(node, id string) string { return r.check(node, id).Status }
+
+// check returns the result of check id on node ("" = architecture checks),
+// or a zero check when the report has no such result.
+func (r *report) check(node, id string) check {
 	checks := r.ArchitectureChecks
 	if node != "" {
 		checks = nil
@@ -47,10 +51,10 @@ func (r *report) status(node, id string) string {
 	}
 	for _, c := range checks {
 		if c.ID == id {
-			return c.Status
+			return c
 		}
 	}
-	return ""
+	return check{}
 }
 
 // dump renders every result, for failure messages.
@@ -153,6 +157,10 @@ func TestVerify_HealthyLabPassesEveryCheckForTheLatestGeneration(t *testing.T) {
 			if got := r.status(n, id); got != "pass" {
 				t.Errorf("%s: %s = %q, want pass", n, id, got)
 			}
+		}
+		// Each node looked for the probes of the two others and saw them.
+		if got, want := r.check(n, "backup.shared").Message, "sees the probes of the other 2 node(s)"; got != want {
+			t.Errorf("%s: backup.shared says %q, want %q", n, got, want)
 		}
 	}
 	for _, id := range architectureCheckIDs {
