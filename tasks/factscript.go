@@ -206,8 +206,9 @@ if [ -n "$DATES" ] && [ -d "$STORE" ] && has "$AWK"; then
 fi
 made=
 if [ -n "$PROBE" ] && [ -d "$STORE" ]; then
-  # Without a subshell first; the message only when that fails.
-  if { : > "$PROBE"; } 2>/dev/null || e=$( { : > "$PROBE"; } 2>&1 ); then
+  # Without a subshell first, the message only when that fails. true, not
+  # ":": a redirection error on a special builtin ends the whole script.
+  if { true > "$PROBE"; } 2>/dev/null || e=$( { true > "$PROBE"; } 2>&1 ); then
     made=1
     # Owned by this (effective) user is the usual case, told without stat.
     if [ -O "$PROBE" ]; then rec probe.own 1

@@ -283,3 +283,32 @@ func TestCapturedFacts_LabDebian11(t *testing.T) {
 func slicesEqual(a, b []string) bool {
 	return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b)
 }
+
+// TestFactsScript_ProbeThatCannotBeCreatedIsAFactNotTheEnd gives the script
+// a store without temp/: creating the probe fails, which must be recorded
+// while the script goes on to its end (a redirection error on a special
+// builtin such as ":" would end a POSIX shell there).
+func TestFactsScript_ProbeThatCannotBeCreatedIsAFactNotTheEnd(t *testing.T) {
+	for _, shell := range []string{"dash", "bash"} {
+		t.Run(shell, func(t *testing.T) {
+			path, err := execLookPath(shell)
+			if err != nil {
+				testenv.SkipOrFail(t, shell+" not installed")
+			}
+			dir := t.TempDir()
+			store := makeStore(t, dir)
+			if err := os.Remove(filepath.Join(store, "temp")); err != nil {
+				t.Fatal(err)
+			}
+			node := makeNode(t, dir)
+			n := testNode("core", "192.168.10.11", true)
+			f, err := ParseFacts(runLocal(t, path, factsScript(node.roots(store, "192.168.10.11"), testArch(), n, factsRun{RunID: "run1", Tries: 1})))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !f.Complete || f.ProbeUID != -1 || f.ProbeErr == "" || len(f.DiskAvailMB) == 0 {
+				t.Errorf("complete %v probe uid %d err %q df %v", f.Complete, f.ProbeUID, f.ProbeErr, f.DiskAvailMB)
+			}
+		})
+	}
+}
