@@ -381,3 +381,48 @@ func TestParseFacts_ProbeOwnedByTheUser(t *testing.T) {
 		t.Errorf("unknown uid: probe uid %d err %q", f.ProbeUID, f.ProbeErr)
 	}
 }
+
+// TestFactsScript_AwkStoppedByAReadError runs the script with an awk that
+// dies before reading anything on its first call (as mawk does on a read
+// error) and works on the second: the script must go on to its end, scan
+// /proc again, and the facts must say that the files were not read, so that
+// the node's checks are skipped rather than judged on missing facts.
+func TestFactsScript_AwkStoppedByAReadError(t *testing.T) {
+	real, err := exec.LookPath("mawk")
+	if err != nil {
+		testenv.SkipOrFail(t, "mawk not installed")
+	}
+	dir := t.TempDir()
+	store := makeStore(t, dir)
+	node := makeNode(t, dir)
+	calls := filepath.Join(dir, "calls")
+	failing := filepath.Join(dir, "bin", "awk")
+	// The program is the first operand; the /proc rescan has "--rescan"
+	// right after it.
+	writeFile(t, failing, "#!/bin/sh\necho x >> "+calls+"\n[ \"$2\" = --rescan ] && exec "+real+" \"$@\"\necho 'awk: read error (Input/output error)' >&2\nexit 2\n", 0o755)
+	n := testNode("core", "192.168.10.11", true)
+	n.Python, n.RestoreScript = node.Python, node.Script
+	r := node.roots(store, "192.168.10.11")
+	r.Awk = failing
+	out := runLocal(t, "sh", factsScript(r, testArch(), n, factsRun{RunID: "run1", Tries: 1}))
+	f, err := ParseFacts(out)
+	if err != nil || !f.Complete {
+		t.Fatalf("err %v complete %v\n%s", err, f.Complete, out)
+	}
+	if !strings.Contains(f.ReadErr, "reading the node's files stopped") || !strings.Contains(f.ReadErr, "status 2") {
+		t.Errorf("ReadErr %q", f.ReadErr)
+	}
+	if b, _ := os.ReadFile(calls); strings.Count(string(b), "x") != 2 {
+		t.Errorf("awk called %d times, want 2 (the files, then /proc again)", strings.Count(string(b), "x"))
+	}
+	// The addresses come from ip addr then, and the probe was still made
+	// and removed.
+	if len(f.IPv4) == 0 || !f.ProbeRemoved {
+		t.Errorf("addresses %v, probe removed %v", f.IPv4, f.ProbeRemoved)
+	}
+	res := NodeResult{Node: n, Reachable: true}
+	res.setFacts(out, nil)
+	if res.FactsErr == nil || !strings.Contains(res.FactsErr.Error(), "reading the node's files stopped") {
+		t.Errorf("FactsErr %v", res.FactsErr)
+	}
+}

@@ -156,7 +156,7 @@ if has "$AWK"; then
       # entry. The records tell what was read before; the /proc scan is
       # worth a second try.
       ipaddr
-      "$AWK" "$FACTS_AWK" --procs "$PROC"/[0-9]*
+      "$AWK" "$FACTS_AWK" --rescan "$PROC"/[0-9]*
       rec awk.procs "$?" ;;
   esac
 else
@@ -247,7 +247,8 @@ rec end ok
 
 // factsAwk reads the files the facts need, in one process. Its operands
 // are "task path" pairs, then "--procs" and /proc's pid directories (or
-// "--times" and generation files: print their protection times, unframed).
+// "--rescan" and those directories only: the /proc scan again; or "--times"
+// and generation files: print their protection times, unframed).
 // It writes framed records like rec; RS is switched per file: a byte no
 // text file holds to read a file whole, "\n" for lines, "" for paragraphs.
 // It exits 3 when the node's IPv4 addresses must be listed in ip addr's
@@ -406,6 +407,7 @@ BEGIN {
   for (i = 1; i < ARGC; i++) {
     k = ARGV[i]
     if (k == "--procs") { rec("files", "done"); procs(i + 1); break }
+    if (k == "--rescan") { procs(i + 1); break }
     if (k == "--times") { times(i + 1); break }
     f = ARGV[++i]
     if (k == "gen" || k == "genx") {
