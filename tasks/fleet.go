@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -101,21 +100,16 @@ func (f *Fleet) Conn(i int) transport.Conn { return f.conns[i] }
 
 // Close closes every connection and joins their errors.
 func (f *Fleet) Close() error {
-	// All at once: closing a connection waits for its reader to stop.
-	errs := make([]error, len(f.conns))
-	var wg sync.WaitGroup
+	var errs []error
 	for i, c := range f.conns {
 		if c == nil {
 			continue
 		}
-		wg.Go(func() {
-			if err := c.Close(); err != nil {
-				errs[i] = fmt.Errorf("close connection to %s: %w", f.opts.Nodes[i].Name, err)
-			}
-		})
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close connection to %s: %w", f.opts.Nodes[i].Name, err))
+		}
 		f.conns[i] = nil
 	}
-	wg.Wait()
 	return errors.Join(errs...)
 }
 
