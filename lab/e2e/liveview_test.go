@@ -77,13 +77,18 @@ func liveLine(node string) *regexp.Regexp {
 // prapushScript is a shell line running prapush in a clean environment:
 // no agent, no user ssh config, a terminal type that can move the cursor.
 func prapushScript(t *testing.T, lab *labtest.Lab, args ...string) string {
+	return prapushScriptWith(t, lab, lab.InventoryPath(), args...)
+}
+
+// prapushScriptWith is prapushScript with another inventory.
+func prapushScriptWith(t *testing.T, lab *labtest.Lab, inv string, args ...string) string {
 	home := t.TempDir()
 	q := make([]string, len(args))
 	for i, a := range args {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return fmt.Sprintf("cd %s && env -i PATH=/usr/bin:/bin HOME=%s TERM=xterm-256color SSH_AUTH_SOCK= %s -i %s %s",
-		home, home, lab.PrapushPath(t), lab.InventoryPath(), strings.Join(q, " "))
+		home, home, lab.PrapushPath(t), inv, strings.Join(q, " "))
 }
 
 // checkOneLinePerNode fails unless every node has exactly one live line in
