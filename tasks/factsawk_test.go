@@ -426,3 +426,25 @@ func TestFactsScript_AwkStoppedByAReadError(t *testing.T) {
 		t.Errorf("FactsErr %v", res.FactsErr)
 	}
 }
+
+// TestNewGenFile_SharesTheParseNotTheGeneration: the nodes of an
+// architecture read the same files, parsed once; each node must still get a
+// Generation of its own (callers may change theirs).
+func TestNewGenFile_SharesTheParseNotTheGeneration(t *testing.T) {
+	body := fixture312(t)
+	a := newGenFile("generation-312.json", body, true)
+	b := newGenFile("generation-312.json", bytes.Clone(body), true)
+	if a.Gen == nil || b.Gen == nil || a.Gen == b.Gen || a.SHA256 != b.SHA256 {
+		t.Fatalf("generations %p %p, sha %s %s", a.Gen, b.Gen, a.SHA256, b.SHA256)
+	}
+	a.Gen.DisplayName = "changed"
+	a.Gen.Parts[0].Tag = "changed"
+	*a.Gen.Parts[0].End = 1
+	if b.Gen.DisplayName == "changed" || b.Gen.Parts[0].Tag == "changed" || *b.Gen.Parts[0].End == 1 {
+		t.Errorf("a change to one node's generation shows in another's: %+v", b.Gen.Parts[0])
+	}
+	c := newGenFile("generation-312.json", body, true)
+	if c.Gen.DisplayName == "changed" || c.Gen.Parts[0].Tag == "changed" {
+		t.Errorf("a change to one node's generation reached the shared parse")
+	}
+}
