@@ -146,12 +146,7 @@ func TestLiveView_VerifyOnATerminalShowsOneLinePerNodeThenTheSummary(t *testing.
 }
 
 func TestLiveView_RestoreOnATerminalFollowsEveryNodeInPlace(t *testing.T) {
-	lab := labtest.Require(t)
-	lab.PrapushPath(t)
-	lab.Reset(t, "ok")
-	for _, node := range labtest.Nodes {
-		lab.SetKnob(t, node, "STEP_SECONDS", "0.2") // long enough to watch, short enough for a test
-	}
+	lab := fastLab(t, "0.2") // long enough to watch, short enough for a test
 	p := startPane(t, prapushScript(t, lab, "restore", "--generation", "latest", "--yes", "--report-dir", filepath.Join(t.TempDir(), "report")))
 	running, final := p.follow(5 * time.Minute)
 

@@ -303,12 +303,7 @@ func TestPost_NoResyncIsAWarningAndLeavesDataProtectAlone(t *testing.T) {
 }
 
 func TestPost_RunIDCompletesTheRestoresReport(t *testing.T) {
-	lab := labtest.Require(t)
-	lab.PrapushPath(t)
-	lab.Reset(t, "ok")
-	for _, node := range labtest.Nodes {
-		lab.SetKnob(t, node, "STEP_SECONDS", "0.05") // the fake's steps, not the test, set the pace
-	}
+	lab := fastLab(t, "0.05") // the fake's steps, not the test, set the pace
 	installCertificate(t, lab)
 	dir := filepath.Join(t.TempDir(), "run")
 	stdout, stderr, code := lab.Prapush(t, "-i", lab.InventoryPath(), "restore", "--generation", "latest", "--yes", "-o", "json", "--report-dir", dir)

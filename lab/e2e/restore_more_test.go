@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,13 +12,7 @@ import (
 // lab): no HPS step, the ES wait; the restore succeeds on every node, and the
 // core really ran the bm5 script.
 func TestRestore_Bm5ScriptOnTheCoreSucceedsEverywhere(t *testing.T) {
-	lab := labtest.Require(t)
-	lab.PrapushPath(t)
-	lab.Reset(t, "ok")
-	lab.Recreate(t, "core", "VARIANT=bm5")
-	for _, n := range labtest.Nodes {
-		lab.SetKnob(t, n, "STEP_SECONDS", "0.05")
-	}
+	lab := fastLabWith(t, "0.05", "core", "VARIANT=bm5")
 	dir, r, code, out := restore(t, lab, "restore", "--generation", "latest", "--yes")
 	if code != 0 || r.Verdict != "pass" {
 		t.Fatalf("exit %d verdict %q, want 0 pass\n%s", code, r.Verdict, out)
@@ -36,14 +27,7 @@ func TestRestore_Bm5ScriptOnTheCoreSucceedsEverywhere(t *testing.T) {
 	}
 	// The family prapush recognised (restore.script passes on bm5 because
 	// the core holds no mail part), and the one the script says it is.
-	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var checks report
-	if err := json.Unmarshal(b, &checks); err != nil {
-		t.Fatal(err)
-	}
+	checks := readChecks(t, dir)
 	for _, n := range checks.Nodes {
 		want := "family bm4-es,"
 		if n.Name == "core" {
@@ -87,14 +71,7 @@ func TestRestore_MissingHostDirStopsAtTheGateBeforeAnythingStarts(t *testing.T) 
 	if code != 1 {
 		t.Errorf("exit %d, want 1\n%s", code, out)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var checks report
-	if err := json.Unmarshal(b, &checks); err != nil {
-		t.Fatal(err)
-	}
+	checks := readChecks(t, dir)
 	if got := checks.status("mail", "host.backup_data"); got != "fail" {
 		t.Errorf("mail host.backup_data %q, want fail\n%s", got, checks.dump())
 	}

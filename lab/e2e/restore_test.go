@@ -112,12 +112,7 @@ func TestRestoreDryRun_PicksTheSameGenerationWhateverTheNodesTimeZone(t *testing
 }
 
 func TestRestore_RestoresTheNewestGenerationOnEveryNode(t *testing.T) {
-	lab := labtest.Require(t)
-	lab.PrapushPath(t)
-	lab.Reset(t, "ok")
-	for _, node := range labtest.Nodes {
-		lab.SetKnob(t, node, "STEP_SECONDS", "0.05") // the fake's steps, not the test, set the pace
-	}
+	lab := fastLab(t, "0.05") // the fake's steps, not the test, set the pace
 	r, code := runRestore(t, lab)
 	if code != 0 || r.Verdict != "pass" {
 		t.Fatalf("restore exit %d verdict %q, want 0 pass", code, r.Verdict)
@@ -192,10 +187,17 @@ func readRestoreReport(t *testing.T, dir string) *restoreReport {
 }
 
 // fastLab resets the lab and makes every step take seconds (s each tick).
-func fastLab(t *testing.T, seconds string) *labtest.Lab {
+func fastLab(t *testing.T, seconds string) *labtest.Lab { return fastLabWith(t, seconds, "") }
+
+// fastLabWith is fastLab with node recreated with settings first ("" =
+// none), e.g. another script family.
+func fastLabWith(t *testing.T, seconds, node string, settings ...string) *labtest.Lab {
 	lab := labtest.Require(t)
 	lab.PrapushPath(t)
 	lab.Reset(t, "ok")
+	if node != "" {
+		lab.Recreate(t, node, settings...)
+	}
 	for _, n := range labtest.Nodes {
 		lab.SetKnob(t, n, "STEP_SECONDS", seconds)
 	}
@@ -520,13 +522,7 @@ func TestRestore_MenuChangedSinceThePlanIsNeverAnswered(t *testing.T) {
 // A legacy (<= 4.3) script on one node: its prompt ends without a newline,
 // it prints "not tagget" lines and no headers; the run still succeeds.
 func TestRestore_LegacyScriptOnOneNode(t *testing.T) {
-	lab := labtest.Require(t)
-	lab.PrapushPath(t)
-	lab.Reset(t, "ok")
-	lab.Recreate(t, "files", "VARIANT=legacy")
-	for _, n := range labtest.Nodes {
-		lab.SetKnob(t, n, "STEP_SECONDS", "0.05")
-	}
+	lab := fastLabWith(t, "0.05", "files", "VARIANT=legacy")
 	dir, r, code, out := restore(t, lab, "restore", "--generation", "latest", "--yes")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\n%s", code, out)

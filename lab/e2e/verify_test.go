@@ -77,19 +77,29 @@ func verify(t *testing.T, lab *labtest.Lab, inv string, args ...string) (*report
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "report")
 	stdout, stderr, code := lab.Prapush(t, append([]string{"-i", inv, "verify", "-o", "json", "--report-dir", dir}, args...)...)
+	if _, err := os.Stat(filepath.Join(dir, "report.json")); err != nil {
+		t.Fatalf("verify wrote no report.json (exit %d): %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
+	}
+	r := readChecks(t, dir)
+	if r.ExitCode != code {
+		t.Errorf("report exit_code %d, process exit code %d", r.ExitCode, code)
+	}
+	t.Logf("verify exit %d, results:\n%s", code, r.dump())
+	return r, code
+}
+
+// readChecks reads the checks of the report.json in dir.
+func readChecks(t *testing.T, dir string) *report {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
-		t.Fatalf("verify wrote no report.json (exit %d): %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
+		t.Fatal(err)
 	}
 	var r report
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("report.json: %v\n%s", err, b)
 	}
-	if r.ExitCode != code {
-		t.Errorf("report exit_code %d, process exit code %d", r.ExitCode, code)
-	}
-	t.Logf("verify exit %d, results:\n%s", code, r.dump())
-	return &r, code
+	return &r
 }
 
 // want is one expected result: node "" means an architecture check.
