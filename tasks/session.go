@@ -48,9 +48,9 @@ func startFacts(ctx context.Context, c transport.Conn, script string) *factsSess
 // wait waits until the output holds one of the marker records keys, the
 // session ended, or limit passed (then the session is stopped with
 // ErrTimeout). It reports whether keys[0] was seen. Waiting for "end" too
-// matters: Run cannot return before stdin is closed (the SSH session and
-// os/exec both wait for their stdin copy), so an ended script is known by
-// its last record, not by Run.
+// matters: Run may not return before stdin is closed (os/exec, which the
+// tests' local connections use, waits for its stdin copy), so an ended
+// script is known by its last record, not by Run.
 func (s *factsSession) wait(limit time.Duration, what string, keys ...string) bool {
 	t := time.NewTimer(limit)
 	defer t.Stop()
